@@ -1,0 +1,251 @@
+"""Danish personal ID numbers (CPR): detection and masking.
+
+Leaders paste employees' CPR numbers into the chat. Every input channel masks
+them *before* the message reaches NLU, the tracker store, the logs, the event
+broker, ServiceNow or the outbox; the log filter below is a second line of
+defence for anything that is logged anyway.
+
+A CPR number is DDMMYY-SSSS. We recognise it
+
+* written together: ``0102031234``,
+* with a dash or a space (or both) between date and serial number:
+  ``010203-1234``, ``010203 1234``, ``010203 - 1234``,
+* with spaces between the date groups: ``01 02 03-1234``, ``01 02 03 - 1234``,
+  ``01 02 03 1234``,
+* with dots, dashes or slashes between the date groups, followed directly by
+  a dash: ``01.02.03-1234``, ``01-02-03-1234``.
+
+We do NOT use the modulus-11 check: numbers issued since 2007 may fail it.
+Instead the date part must be a real calendar date (day valid for the month,
+29 February only in a leap year, the century taken from the 7th digit as the
+CPR office defines it). That keeps 10-digit numbers whose first six digits are
+not a date (many EAN/P-numbers, phone numbers with country code +45) unmasked.
+
+This module is pure (no I/O, no settings) and imports only the standard
+library: the Rasa server's channels import it without pulling in rasa-sdk.
+"""
+from __future__ import annotations
+
+import calendar
+import logging
+import re
+from typing import Any, Iterator, Tuple
+
+CPR_MASK = "[CPR-nummer fjernet]"
+
+# Digits are \d on purpose: it also matches full-width and other Unicode
+# digits, which int() understands, so "０１０２０３１２３４" is caught as well.
+_D = r"\d"
+_DASH = "\\-\u2010\u2011\u2012\u2013\u2014\u2212"  # hyphen-minus, hyphens, en/em dash, minus
+_SPACE = r"[ \t\u00a0\u202f]"  # space, tab, no-break spaces (not newlines)
+
+# Not glued to a preceding digit or letter (case numbers like AFH0001001,
+# SAG0102031234), except the explicit prefixes "cpr"/"cprnr" ("CPR0102031234"),
+# and not the second half of a longer number ("1234-0102031234": bank account).
+_START = rf"(?<!{_D}[{_DASH}./])(?:(?<![\w])|(?<=cpr)|(?<=cprnr))"
+# Not followed by another digit (part of a longer number: EAN-13, account
+# numbers) nor by a dash/dot + digit (e.g. "0102031234-5").
+_END = rf"(?!{_D})(?![{_DASH}.,/]{_D})"
+
+_CPR_RE = re.compile(
+    _START
+    + r"(?:"
+    # 1) DDMMYY together, then nothing, a space, or a dash (spaces around it)
+    + rf"(?P<d1>{_D}{{2}})(?P<m1>{_D}{{2}})(?P<y1>{_D}{{2}})"
+    + rf"(?:{_SPACE}{{0,3}}[{_DASH}]{_SPACE}{{0,3}}|{_SPACE}{{0,3}})"
+    + rf"(?P<s1>{_D}{{4}})"
+    + r"|"
+    # 2) DD MM YY with single spaces, then a space or a dash (spaces around it)
+    + rf"(?P<d2>{_D}{{2}}){_SPACE}(?P<m2>{_D}{{2}}){_SPACE}(?P<y2>{_D}{{2}})"
+    + rf"(?:{_SPACE}{{0,3}}[{_DASH}]{_SPACE}{{0,3}}|{_SPACE}{{1,3}})"
+    + rf"(?P<s2>{_D}{{4}})"
+    + r"|"
+    # 3) DD.MM.YY / DD-MM-YY / DD/MM/YY (same separator), then directly a dash.
+    #    "12.03.24 1400" (a date and a time) is deliberately NOT a CPR number.
+    + rf"(?P<d3>{_D}{{2}})(?P<sep>[.{_DASH}/])(?P<m3>{_D}{{2}})(?P=sep)(?P<y3>{_D}{{2}})"
+    + rf"[{_DASH}](?P<s3>{_D}{{4}})"
+    + r")"
+    + _END,
+    re.IGNORECASE,
+)
+
+
+def _century_year(yy: int, seventh: int) -> int:
+    """Full birth year from the two-digit year and the 7th digit (CPR office rules)."""
+    if seventh <= 3:
+        return 1900 + yy
+    if seventh in (4, 9):
+        return (2000 if yy <= 36 else 1900) + yy
+    # 5, 6, 7, 8
+    return (2000 if yy <= 57 else 1800) + yy
+
+
+def is_valid_cpr_date(day: int, month: int, yy: int, seventh: int) -> bool:
+    """True when DDMMYY with this 7th digit is a real calendar date."""
+    if not 1 <= month <= 12 or day < 1:
+        return False
+    year = _century_year(yy, seventh)
+    return day <= calendar.monthrange(year, month)[1]
+
+
+def _groups(match: "re.Match[str]") -> Tuple[int, int, int, str]:
+    for n in ("1", "2", "3"):
+        day = match.group("d" + n)
+        if day is not None:
+            return int(day), int(match.group("m" + n)), int(match.group("y" + n)), match.group("s" + n)
+    raise AssertionError("unreachable: CPR pattern without groups")  # pragma: no cover
+
+
+def _is_cpr(match: "re.Match[str]") -> bool:
+    day, month, yy, serial = _groups(match)
+    return is_valid_cpr_date(day, month, yy, int(serial[0]))
+
+
+def mask_cpr(text: str) -> Tuple[str, int]:
+    """Replace every CPR number in ``text`` with CPR_MASK.
+
+    Returns the masked text and how many numbers were masked. Non-strings are
+    returned unchanged with count 0 (so callers can pass metadata values).
+    """
+    if not isinstance(text, str) or not text:
+        return text, 0
+    spans = list(_find(text))
+    if not spans:
+        return text, 0
+    parts = []
+    last = 0
+    for start, end in spans:
+        parts.append(text[last:start])
+        parts.append(CPR_MASK)
+        last = end
+    parts.append(text[last:])
+    return "".join(parts), len(spans)
+
+
+def _find(text: str) -> Iterator[Tuple[int, int]]:
+    """Spans of the CPR numbers in text, left to right, not overlapping.
+
+    A candidate whose date is not valid does not hide a real number that
+    starts inside it: the search resumes one character later.
+    """
+    pos = 0
+    search = _CPR_RE.search
+    while True:
+        match = search(text, pos)
+        if match is None:
+            return
+        if _is_cpr(match):
+            yield match.start(), match.end()
+            pos = match.end()
+        else:
+            pos = match.start() + 1
+
+
+def contains_cpr(text: str) -> bool:
+    """True when ``text`` holds at least one CPR number."""
+    if not isinstance(text, str) or not text:
+        return False
+    return next(_find(text), None) is not None
+
+
+def mask_cpr_in(value: Any) -> Tuple[Any, int]:
+    """Mask CPR numbers in a JSON-like value (str, dict, list, tuple), recursively.
+
+    For channel metadata and other structured input. Dict keys are masked too.
+    Returns a new value (the input is not modified) and the number masked.
+    """
+    if isinstance(value, str):
+        return mask_cpr(value)
+    if isinstance(value, dict):
+        total = 0
+        out = {}
+        for key, item in value.items():
+            new_key, n_key = mask_cpr_in(key)
+            new_item, n_item = mask_cpr_in(item)
+            total += n_key + n_item
+            out[new_key] = new_item
+        return out, total
+    if isinstance(value, (list, tuple)):
+        total = 0
+        items = []
+        for item in value:
+            new_item, n = mask_cpr_in(item)
+            total += n
+            items.append(new_item)
+        return (tuple(items) if isinstance(value, tuple) else items), total
+    return value, 0
+
+
+# --------------------------------------------------------------------------
+# Logging: mask CPR numbers in every log record
+# --------------------------------------------------------------------------
+
+
+class CprLogFilter(logging.Filter):
+    """Masks CPR numbers in a log record's message, exception text and stack.
+
+    The record's message is formatted once (``msg % args``), masked, and
+    stored back with ``args`` cleared. Never drops a record.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:  # noqa: A003 (logging API)
+        _mask_record(record)
+        return True
+
+
+def _mask_record(record: logging.LogRecord) -> logging.LogRecord:
+    if getattr(record, "_cpr_masked", False):
+        return record
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken format string: let logging report it as usual
+        return record
+    masked, n = mask_cpr(message)
+    if n or record.args:
+        record.msg = masked
+        record.args = None
+    if record.exc_info and not record.exc_text:
+        try:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        except Exception:  # pragma: no cover - defensive
+            pass
+    if record.exc_text:
+        record.exc_text = mask_cpr(record.exc_text)[0]
+    if record.stack_info:
+        record.stack_info = mask_cpr(record.stack_info)[0]
+    record._cpr_masked = True  # type: ignore[attr-defined]
+    return record
+
+
+_FILTER = CprLogFilter()
+_installed = False
+
+
+def install_log_filter() -> None:
+    """Mask CPR numbers in every log record of this process. Idempotent.
+
+    Wraps the log record factory, so every record from every logger (Rasa,
+    Sanic, aiohttp, ours, handlers configured later) is masked when it is
+    created, and also adds the filter to the root logger's current handlers.
+    Call it once at start-up of each process: the Rasa server (from the
+    channel module, at import) and the action server (from an actions module).
+    """
+    global _installed
+    if _installed:
+        _attach_to_root_handlers()
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        return _mask_record(previous(*args, **kwargs))
+
+    factory._cpr_masking = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+    _attach_to_root_handlers()
+    _installed = True
+
+
+def _attach_to_root_handlers() -> None:
+    for handler in logging.getLogger().handlers:
+        if _FILTER not in handler.filters:
+            handler.addFilter(_FILTER)
