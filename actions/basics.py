@@ -1,0 +1,122 @@
+"""Conversation basics: who the leader is, and what to do when we don't understand."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.identity import identity_from_metadata
+from actions.profile import get_profile
+
+MAIN_MENU = [
+    {"title": "Find en blanket", "payload": "/find_form"},
+    {"title": "Stil et spørgsmål om regler", "payload": "/ask_question"},
+    {"title": "Bestil hjælp", "payload": "/request_help"},
+    {"title": "Book et møde med AF", "payload": "/book_meeting"},
+    {"title": "Status på min sag", "payload": "/case_status"},
+    {"title": "Tal med en medarbejder", "payload": "/human_handoff"},
+]
+
+IDENTITY_SLOTS = ("leader_name", "leader_email", "leader_institution", "leader_unit")
+
+
+def _session_metadata(tracker: Tracker) -> Dict[str, Any]:
+    """Metadata of the message that started this session (rasa-sdk passes it along)."""
+    metadata = tracker.get_slot("session_started_metadata")
+    if isinstance(metadata, dict):
+        return metadata
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            return event.get("metadata") or {}
+    return {}
+
+
+def _had_previous_session(tracker: Tracker) -> bool:
+    return any(event.get("event") == "session_started" for event in tracker.events)
+
+
+class ActionSessionStart(Action):
+    """Start a session: identity from the verified token, contact data from the profile.
+
+    A leader returning after the session expired is greeted again.
+    """
+
+    def name(self) -> Text:
+        return "action_session_start"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        returning = _had_previous_session(tracker)
+        profile = get_profile()
+        events: List[EventType] = [SessionStarted()]
+        identity = identity_from_metadata(_session_metadata(tracker))
+        if identity is not None:
+            unit = identity.unit or profile.unit_for_institution(identity.institution)["id"]
+            values = (identity.name, identity.email, identity.institution, unit)
+        else:
+            values = (None, None, None, None)
+        events.extend(SlotSet(slot, value) for slot, value in zip(IDENTITY_SLOTS, values))
+        events.extend(
+            [
+                SlotSet("af_phone", profile.phone),
+                SlotSet("af_phone_hours", profile.phone_hours),
+                SlotSet("forms_page_url", profile.forms_page_url),
+            ]
+        )
+        if returning:
+            name = f" {identity.name.split()[0]}" if identity and identity.name else ""
+            dispatcher.utter_message(
+                text=f"Velkommen tilbage{name}! Der er gået lidt tid, så vi starter en ny samtale. Hvad kan jeg hjælpe med?",
+                buttons=MAIN_MENU,
+            )
+        events.append(ActionExecuted("action_listen"))
+        return events
+
+
+def consecutive_fallbacks(tracker: Tracker) -> int:
+    """How many of the leader's latest messages in a row the assistant did not understand."""
+    count = 0
+    for event in reversed(tracker.events):
+        if event.get("event") == "session_started":
+            break
+        if event.get("event") != "user":
+            continue
+        intent = (event.get("parse_data") or {}).get("intent", {}).get("name")
+        if intent != "nlu_fallback":
+            break
+        count += 1
+    return count
+
+
+class ActionHandleFallback(Action):
+    """Say we did not understand; after two misses in a row offer a case or a person."""
+
+    def name(self) -> Text:
+        return "action_handle_fallback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        profile = get_profile()
+        if consecutive_fallbacks(tracker) >= 2:
+            dispatcher.utter_message(
+                text=(
+                    "Jeg har desværre svært ved at forstå dig. Skal jeg oprette en henvendelse til AF, "
+                    "så en medarbejder kontakter dig? Du kan også tale med en medarbejder eller ringe "
+                    f"til AF på {profile.phone}."
+                ),
+                buttons=[
+                    {"title": "Opret en henvendelse", "payload": "/request_help"},
+                    {"title": "Tal med en medarbejder", "payload": "/human_handoff"},
+                    {"title": "Find en blanket", "payload": "/find_form"},
+                ],
+            )
+        else:
+            dispatcher.utter_message(
+                text="Undskyld, det forstod jeg ikke helt. Kan du skrive det på en anden måde? Du kan også vælge her:",
+                buttons=MAIN_MENU,
+            )
+        return []

@@ -1,0 +1,146 @@
+"""The organisation profile: everything specific to one administration.
+
+A profile is a folder under ``profiles/`` (chosen with ``AF_PROFILE``) holding
+``profile.yml`` (units, routing, opening hours, service levels, phone numbers,
+intranet base URL) and the trainer-maintained catalogues (``forms.yml``,
+``faq.yml``). Links in the catalogues may contain ``{intranet}``, which is
+replaced by the profile's ``intranet_base_url``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from actions.settings import get_settings
+
+
+class ProfileError(ValueError):
+    """The profile folder is missing a file or holds an invalid value."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    directory: Path
+    data: Dict[str, Any]
+
+    # -- basics ---------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.data["organisation"]["name"]
+
+    @property
+    def short_name(self) -> str:
+        return self.data["organisation"].get("short_name", self.name)
+
+    @property
+    def intranet_base_url(self) -> str:
+        return str(self.data["intranet_base_url"]).rstrip("/")
+
+    def link(self, template: str) -> str:
+        """Expand ``{intranet}`` in a link template."""
+        return template.replace("{intranet}", self.intranet_base_url)
+
+    @property
+    def phone(self) -> str:
+        return self.data["contact"]["phone"]
+
+    @property
+    def phone_hours(self) -> str:
+        return self.data["contact"].get("phone_hours", "")
+
+    @property
+    def forms_page_url(self) -> str:
+        return self.link(self.data["contact"]["forms_page_url"])
+
+    @property
+    def af_page_url(self) -> str:
+        return self.link(self.data["contact"].get("af_page_url", "{intranet}"))
+
+    @property
+    def timezone(self) -> str:
+        return self.data.get("timezone", "Europe/Copenhagen")
+
+    @property
+    def opening_hours(self) -> Dict[str, List[str]]:
+        return self.data.get("opening_hours", {})
+
+    @property
+    def demo_leaders(self) -> List[Dict[str, str]]:
+        return list(self.data.get("demo_leaders", []))
+
+    # -- routing ----------------------------------------------------------
+    @property
+    def units(self) -> Dict[str, Dict[str, str]]:
+        return {unit["id"]: unit for unit in self.data["units"]}
+
+    def unit_for_institution(self, institution: Optional[str]) -> Dict[str, str]:
+        routing = self.data["institution_routing"]
+        lookup = {k.casefold(): v for k, v in routing.get("institutions", {}).items()}
+        unit_id = lookup.get((institution or "").strip().casefold(), routing["default_unit"])
+        return self.units[unit_id]
+
+    @property
+    def topics(self) -> Dict[str, Dict[str, str]]:
+        return self.data["topics"]
+
+    def assignment_group(self, institution: Optional[str], topic: str) -> str:
+        unit = self.unit_for_institution(institution)
+        template = self.topics[topic]["group"]
+        return template.replace("{unit}", unit["id"])
+
+    @property
+    def service_levels(self) -> Dict[str, Dict[str, Any]]:
+        return self.data["service_levels"]
+
+    # -- catalogues -------------------------------------------------------
+    def catalogue(self, file_name: str) -> Any:
+        """Load a YAML catalogue (e.g. ``forms.yml``) from the profile folder."""
+        path = self.directory / file_name
+        if not path.is_file():
+            raise ProfileError(f"Profilen mangler filen {path}")
+        with path.open(encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+
+
+REQUIRED_KEYS = (
+    "organisation",
+    "contact",
+    "intranet_base_url",
+    "units",
+    "institution_routing",
+    "topics",
+    "service_levels",
+)
+
+
+def load_profile(directory: Path) -> Profile:
+    path = Path(directory) / "profile.yml"
+    if not path.is_file():
+        raise ProfileError(f"Profilen mangler filen {path}")
+    with path.open(encoding="utf-8") as handle:
+        data = yaml.safe_load(handle) or {}
+    missing = [key for key in REQUIRED_KEYS if key not in data]
+    if missing:
+        raise ProfileError(f"{path} mangler: {', '.join(missing)}")
+    profile = Profile(directory=Path(directory), data=data)
+    default_unit = data["institution_routing"].get("default_unit")
+    if default_unit not in profile.units:
+        raise ProfileError(f"{path}: default_unit {default_unit!r} er ikke en af units")
+    for name, unit_id in data["institution_routing"].get("institutions", {}).items():
+        if unit_id not in profile.units:
+            raise ProfileError(f"{path}: institutionen {name!r} peger på ukendt enhed {unit_id!r}")
+    return profile
+
+
+@lru_cache(maxsize=8)
+def _cached(directory: str) -> Profile:
+    return load_profile(Path(directory))
+
+
+def get_profile() -> Profile:
+    """The profile selected by ``AF_PROFILE`` (loaded once per process)."""
+    return _cached(str(get_settings().profile_dir))

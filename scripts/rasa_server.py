@@ -1,0 +1,32 @@
+"""Start the Rasa server with the settings from actions/settings.py.
+
+Started by scripts/run.py instead of `rasa run` so the API token is not
+visible on the command line and our log filter is installed first.
+"""
+from __future__ import annotations
+
+import sys
+
+from actions.settings import get_settings
+from scripts.logsetup import configure_logging
+
+
+def main(model_path: str, endpoints_path: str) -> None:
+    settings = get_settings()
+    configure_logging(settings.log_dir / "rasa.log")
+    import rasa.api
+
+    rasa.api.run(
+        model=model_path,
+        endpoints=endpoints_path,
+        credentials="credentials.yml",
+        interface=settings.bind_host,
+        port=settings.rasa_port,
+        cors=list(settings.allowed_origins),
+        auth_token=settings.rasa_api_token or None,
+        enable_api=True,
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Creates .venv with Python 3.10 and installs the pinned packages.
+# Re-runs only when the requirement files change (stamp file in .venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stamp_src=$(cat requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -c1-16)
+stamp=".venv/.installed-$stamp_src"
+if [ -f "$stamp" ] && [ -x .venv/bin/python ]; then
+  exit 0
+fi
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then
+  py=$(scripts/find_python.sh)
+  echo "Opretter .venv med $py"
+  rm -rf .venv
+  "$py" -m venv .venv
+fi
+mkdir -p logs
+echo "Installerer de låste pakker (log: logs/pip-install.log) ..."
+if ! .venv/bin/python -m pip install --disable-pip-version-check -r requirements-dev.txt -c constraints.txt >logs/pip-install.log 2>&1; then
+  tail -n 30 logs/pip-install.log >&2
+  echo "FEJL: pakkerne kunne ikke installeres, se logs/pip-install.log" >&2
+  exit 1
+fi
+rm -f .venv/.installed-*
+touch "$stamp"
+echo "Pakkerne er installeret."

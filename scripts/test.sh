@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Everything `make test` runs, in order. Stops at the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD"
+PY=.venv/bin/python
+RASA=.venv/bin/rasa
+model=$($PY scripts/model.py ensure)
+mkdir -p results
+
+echo "== 1/4 rasa data validate"
+$RASA data validate --domain domain --data data --config config.yml --quiet
+
+echo "== 2/4 pytest"
+$PY -m pytest -q tests
+
+echo "== 3/4 Rasa test stories"
+$RASA test core --model "$model" --stories tests/stories --fail-on-prediction-errors --out results/stories --quiet
+
+echo "== 4/4 NLU evaluation on the held-out split"
+$PY scripts/nlu_eval.py
