@@ -182,7 +182,8 @@ def mask_cpr_in(value: Any) -> Tuple[Any, int]:
 
 
 class CprLogFilter(logging.Filter):
-    """Masks CPR numbers in a log record's message, exception text and stack.
+    """Masks CPR numbers (and URL/bearer tokens) in a log record's message,
+    exception text and stack.
 
     The record's message is formatted once (``msg % args``), masked, and
     stored back with ``args`` cleared. Never drops a record.
@@ -193,6 +194,25 @@ class CprLogFilter(logging.Filter):
         return True
 
 
+# Secrets that end up in logged URLs, e.g. the Rasa HTTP API's "?token=...".
+_URL_SECRET_RE = re.compile(
+    r"(?P<key>[?&;](?:token|access_token|refresh_token|jwt|password|client_secret)=)[^&\s\"'#]+",
+    re.IGNORECASE,
+)
+_BEARER_RE = re.compile(r"(?P<key>\bBearer\s+)[A-Za-z0-9\-_.~+/=]{8,}")
+SECRET_MASK = "[skjult]"
+
+
+def redact_log_text(text: str) -> str:
+    """CPR numbers masked, URL tokens and bearer tokens hidden (for log lines)."""
+    text = mask_cpr(text)[0]
+    if "=" in text:
+        text = _URL_SECRET_RE.sub(lambda m: m.group("key") + SECRET_MASK, text)
+    if "earer" in text:
+        text = _BEARER_RE.sub(lambda m: m.group("key") + SECRET_MASK, text)
+    return text
+
+
 def _mask_record(record: logging.LogRecord) -> logging.LogRecord:
     if getattr(record, "_cpr_masked", False):
         return record
@@ -200,8 +220,8 @@ def _mask_record(record: logging.LogRecord) -> logging.LogRecord:
         message = record.getMessage()
     except Exception:  # a broken format string: let logging report it as usual
         return record
-    masked, n = mask_cpr(message)
-    if n or record.args:
+    masked = redact_log_text(message)
+    if masked != message or record.args:
         record.msg = masked
         record.args = None
     if record.exc_info and not record.exc_text:
@@ -210,9 +230,9 @@ def _mask_record(record: logging.LogRecord) -> logging.LogRecord:
         except Exception:  # pragma: no cover - defensive
             pass
     if record.exc_text:
-        record.exc_text = mask_cpr(record.exc_text)[0]
+        record.exc_text = redact_log_text(record.exc_text)
     if record.stack_info:
-        record.stack_info = mask_cpr(record.stack_info)[0]
+        record.stack_info = redact_log_text(record.stack_info)
     record._cpr_masked = True  # type: ignore[attr-defined]
     return record
 

@@ -328,3 +328,15 @@ except RuntimeError:
     content = log_file.read_text()
     assert content.count(CPR_MASK) == 3, content
     assert "1234" not in content
+
+
+def test_log_filter_hides_api_tokens_in_logged_urls():
+    record = logging.LogRecord(
+        "sanic.access", logging.INFO, __file__, 1,
+        "GET /conversations/abc/tracker?token=%s&include_events=ALL 200; Authorization: Bearer %s",
+        ("s3cr3t-token-value", "eyJhbGciOiJIUzI1NiJ9.eyJ4IjoxfQ.abc"), None,
+    )
+    CprLogFilter().filter(record)
+    line = record.getMessage()
+    assert "s3cr3t" not in line and "eyJhbGci" not in line
+    assert "?token=[skjult]&include_events=ALL" in line
