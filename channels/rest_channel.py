@@ -1,0 +1,109 @@
+"""REST channel for tests and integrations: Rasa's, with our inbound hooks.
+
+credentials.yml::
+
+    channels.rest_channel.AfRestInput: {}
+
+``POST /webhooks/rest/webhook`` with ``{"sender": ..., "message": ...,
+"metadata": {"identity_token": ...}}``. Differences from Rasa's ``RestInput``:
+
+* When ``identity_required`` the metadata must carry a valid identity token;
+  otherwise 403 with a polite Danish message in the usual reply format.
+* Requests from a browser origin not in ``settings.allowed_origins`` are
+  refused (403), so another web page cannot post into a conversation.
+* Malformed bodies get 400 (never 500); ``sender`` is required.
+* The text goes through ``channels.inbound.prepare`` (CPR masking, length
+  limit, identity payload stripping, metadata whitelist); the client cannot
+  choose ``input_channel``.
+
+``name()`` stays "rest".
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable, Dict, Optional, Text, Union
+
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import RestInput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse, ResponseStream
+
+from actions.settings import Settings, get_settings
+from channels import inbound
+
+logger = logging.getLogger(__name__)
+
+MAX_SENDER_LENGTH = 128
+BAD_REQUEST_TEXT = "Beskeden kunne ikke læses. Send JSON med felterne sender og message."
+ORIGIN_REFUSED_TEXT = "Chatten kan ikke bruges fra denne side."
+
+
+def _reply(sender: Any, text: str, status: int) -> HTTPResponse:
+    recipient = sender if isinstance(sender, str) else ""
+    return response.json([{"recipient_id": recipient, "text": text}], status=status)
+
+
+class AfRestInput(RestInput):
+    @classmethod
+    def name(cls) -> Text:
+        return "rest"
+
+    def __init__(self, settings: Optional[Settings] = None) -> None:
+        self._settings = settings
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings or get_settings()
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
+        custom_webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
+
+        @custom_webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @custom_webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> Union[ResponseStream, HTTPResponse]:
+            settings = self.settings
+            origin = request.headers.get("origin")
+            if origin and origin not in settings.allowed_origins:
+                return _reply(None, ORIGIN_REFUSED_TEXT, 403)
+            try:
+                body = request.json
+            except Exception:  # sanic raises InvalidUsage on malformed JSON
+                body = None
+            if not isinstance(body, dict):
+                return _reply(None, BAD_REQUEST_TEXT, 400)
+            sender = body.get("sender")
+            if isinstance(sender, (int, float)) and not isinstance(sender, bool):
+                sender = str(sender)
+            if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_LENGTH:
+                return _reply(None, BAD_REQUEST_TEXT, 400)
+            if inbound.clean_text(sender) != sender:
+                return _reply(None, BAD_REQUEST_TEXT, 400)
+
+            prepared = inbound.prepare(body.get("message"), body.get("metadata"), settings)
+            if prepared.refused:
+                return _reply(sender, prepared.refusal or inbound.REFUSAL_MISSING, 403)
+
+            if request.args.get("stream", "false").lower() == "true":
+                return response.stream(
+                    self.stream_response(on_new_message, prepared.text, sender, self.name(), prepared.metadata),
+                    content_type="text/event-stream",
+                )
+            collector = CollectingOutputChannel()
+            try:
+                await on_new_message(
+                    UserMessage(
+                        prepared.text, collector, sender, input_channel=self.name(), metadata=prepared.metadata
+                    )
+                )
+            except asyncio.CancelledError:
+                logger.error("REST-besked fra %s fik timeout", sender)
+            except Exception:
+                logger.exception("REST-besked fra %s fejlede", sender)
+            return response.json(collector.messages)
+
+        return custom_webhook
