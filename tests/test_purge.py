@@ -1,0 +1,165 @@
+"""Retention: scripts/purge.py deletes exactly the conversations whose last event is too old."""
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import time
+import warnings
+
+import pytest
+
+from actions.settings import load_settings
+from scripts import purge
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+NOW = time.time()
+DAY = 24 * 3600
+
+
+@pytest.fixture(scope="module")
+def rasa_store_api():
+    os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    return SQLTrackerStore, Domain, DialogueStateTracker, (ActionExecuted, BotUttered, SessionStarted, UserUttered)
+
+
+def _conversation(api, sender: str, ages_in_days, text: str):
+    _, _, DialogueStateTracker, (ActionExecuted, BotUttered, SessionStarted, UserUttered) = api
+    events = []
+    for i, age in enumerate(ages_in_days):
+        ts = NOW - age * DAY
+        if i == 0:
+            events += [ActionExecuted("action_session_start", timestamp=ts), SessionStarted(timestamp=ts)]
+        events += [
+            UserUttered(f"{text} nr {i}", {"name": "greet", "confidence": 1.0}, timestamp=ts),
+            BotUttered("Hej! Hvad kan jeg hjælpe med?", timestamp=ts + 1),
+        ]
+    return DialogueStateTracker.from_events(sender, events)
+
+
+# sender id -> ages of its user messages in days (last one decides)
+CONVERSATIONS = {
+    "old-1": [200, 150, 120],
+    "old-2": [91, 90.5],
+    "just-too-old": [90.01],
+    "recent": [3, 1],
+    "old-but-came-back": [300, 200, 10],
+    "just-inside": [89.9],
+    "brand-new": [0],
+}
+EXPECTED_GONE = {"old-1", "old-2", "just-too-old"}
+
+
+@pytest.fixture()
+def tracker_db(tmp_path, rasa_store_api):
+    SQLTrackerStore, Domain, _, _ = rasa_store_api
+    db = tmp_path / "tracker.db"
+    store = SQLTrackerStore(Domain.empty(), dialect="sqlite", db=str(db))
+    for sender, ages in CONVERSATIONS.items():
+        asyncio.run(store.save(_conversation(rasa_store_api, sender, ages, f"BESKED-{sender}")))
+    store.engine.dispose()
+    return db
+
+
+def _senders(db):
+    with sqlite3.connect(db) as conn:
+        return {row[0] for row in conn.execute("SELECT DISTINCT sender_id FROM events")}
+
+
+def _event_count(db, sender):
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT COUNT(*) FROM events WHERE sender_id = ?", (sender,)).fetchone()[0]
+
+
+def test_exactly_the_old_conversations_are_deleted(tracker_db, rasa_store_api):
+    before = {s: _event_count(tracker_db, s) for s in CONVERSATIONS}
+    result = purge.purge_tracker_store(f"sqlite:///{tracker_db}", NOW - 90 * DAY)
+    assert result.conversations == len(EXPECTED_GONE)
+    assert result.events == sum(before[s] for s in EXPECTED_GONE)
+    assert _senders(tracker_db) == set(CONVERSATIONS) - EXPECTED_GONE
+    # A conversation that is still in use is kept whole, also its old events.
+    assert _event_count(tracker_db, "old-but-came-back") == before["old-but-came-back"]
+
+    # Rasa can still read what is left.
+    SQLTrackerStore, Domain, _, _ = rasa_store_api
+    store = SQLTrackerStore(Domain.empty(), dialect="sqlite", db=str(tracker_db))
+    assert asyncio.run(store.retrieve("recent")) is not None
+    assert asyncio.run(store.retrieve("old-1")) is None
+    store.engine.dispose()
+
+
+def test_deleted_messages_do_not_linger_in_the_database_file(tracker_db):
+    assert b"BESKED-old-1" in tracker_db.read_bytes()
+    purge.purge_tracker_store(f"sqlite:///{tracker_db}", NOW - 90 * DAY)
+    raw = tracker_db.read_bytes()
+    assert b"BESKED-old-1" not in raw and b"BESKED-just-too-old" not in raw
+    assert b"BESKED-recent" in raw
+
+
+def test_dry_run_counts_but_deletes_nothing(tracker_db):
+    result = purge.purge_tracker_store(f"sqlite:///{tracker_db}", NOW - 90 * DAY, dry_run=True)
+    assert result.conversations == 3
+    assert _senders(tracker_db) == set(CONVERSATIONS)
+
+
+def test_missing_database_is_not_created(tmp_path):
+    db = tmp_path / "none.db"
+    assert purge.purge_tracker_store(f"sqlite:///{db}", NOW) == purge.TrackerPurge(0, 0)
+    assert not db.exists()
+
+
+def _settings(tmp_path, **extra):
+    env = {"AF_MODE": "development", "AF_VAR_DIR": str(tmp_path), "AF_LOG_DIR": str(tmp_path / "logs")}
+    env.update(extra)
+    return load_settings(env)
+
+
+def test_command_uses_settings_retention_days_and_prints_counts(tracker_db, tmp_path, capsys):
+    settings = _settings(tmp_path, AF_RETENTION_DAYS="30", AF_TRACKER_DB_PATH=str(tracker_db))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "rasa.log").write_text("ny\n")
+    old_log = logs / "rasa.log.1"
+    old_log.write_text("gammel\n")
+    os.utime(old_log, (NOW - 40 * DAY, NOW - 40 * DAY))
+
+    assert purge.main(["--dry-run"], settings=settings, now=NOW) == 0
+    out = capsys.readouterr().out
+    assert "30 dage" in out
+    assert "4 samtaler" in out and "ville blive slettet" in out  # 30 days: old-but-came-back is 10 days
+    assert _senders(tracker_db) == set(CONVERSATIONS) and old_log.exists()
+
+    assert purge.main([], settings=settings, now=NOW) == 0
+    out = capsys.readouterr().out
+    assert "4 samtaler" in out and "1 filer slettet" in out
+    assert _senders(tracker_db) == {"recent", "old-but-came-back", "brand-new"}
+    assert not old_log.exists() and (logs / "rasa.log").exists()
+
+
+def test_days_flag_overrides_setting(tracker_db, tmp_path, capsys):
+    settings = _settings(tmp_path, AF_TRACKER_DB_PATH=str(tracker_db))
+    assert purge.main(["--days", "2", "--no-logs"], settings=settings, now=NOW) == 0
+    assert _senders(tracker_db) == {"recent", "brand-new"}
+
+
+def test_broken_database_gives_a_clear_error_and_exit_1(tmp_path, capsys):
+    bad = tmp_path / "tracker.db"
+    bad.write_bytes(b"this is not a sqlite file" * 100)
+    settings = _settings(tmp_path, AF_TRACKER_DB_PATH=str(bad))
+    assert purge.main(["--no-logs"], settings=settings, now=NOW) == 1
+    assert "FEJL under oprydningen" in capsys.readouterr().err
+
+
+def test_postgres_url_comes_from_settings(tmp_path):
+    settings = _settings(
+        tmp_path, AF_TRACKER_STORE="postgres", AF_POSTGRES_HOST="db.local", AF_POSTGRES_PASSWORD="pw-from-env"
+    )
+    url = purge.tracker_db_url(settings)
+    assert url.drivername == "postgresql" and url.host == "db.local" and url.password == "pw-from-env"
+    assert url.database == "af_assistent"
