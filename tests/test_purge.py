@@ -158,8 +158,8 @@ def test_broken_database_gives_a_clear_error_and_exit_1(tmp_path, capsys):
 
 def test_postgres_url_comes_from_settings(tmp_path):
     settings = _settings(
-        tmp_path, AF_TRACKER_STORE="postgres", AF_POSTGRES_HOST="db.local", AF_POSTGRES_PASSWORD="pw-from-env"
+        tmp_path, AF_TRACKER_STORE="postgres", AF_POSTGRES_HOST="db.local", AF_POSTGRES_PASSWORD="test-pw-from-env"
     )
     url = purge.tracker_db_url(settings)
-    assert url.drivername == "postgresql" and url.host == "db.local" and url.password == "pw-from-env"
+    assert url.drivername == "postgresql" and url.host == "db.local" and url.password == "test-pw-from-env"
     assert url.database == "af_assistent"
