@@ -1,0 +1,534 @@
+"""A thin, synchronous client for ServiceNow's REST Table API.
+
+Used from async actions through ``asyncio.to_thread`` (see ``case_service``) and
+from the outbox worker. Design (details in docs/servicenow.md):
+
+* every HTTP call has a timeout (``SERVICENOW_TIMEOUT_SECONDS``);
+* connection errors, timeouts, 502/503/504 and 429 are retried with exponential
+  backoff and jitter, 429 honouring ``Retry-After``;
+* a create is never re-POSTed blindly: when the outcome of a POST is uncertain
+  (timeout, dropped connection, gateway error, unique-key conflict) the record
+  is first looked up by its ``correlation_id``;
+* queries are built only from constants and strictly validated values: case
+  numbers, e-mail addresses and correlation ids are checked against patterns
+  that cannot contain ``^``, ``=``, ``,`` or ``:``. Every lookup for a leader is
+  ANDed with the leader's e-mail, and the answer is filtered once more on the
+  client side (ServiceNow silently drops conditions on unknown fields);
+* Basic auth, or OAuth 2.0 (``/oauth_token.do``, form-encoded) with a cached
+  token refreshed before it expires, chosen by configuration.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import requests
+
+from actions.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+# -- field names of the case type (docs/servicenow.md) ------------------------
+F_NUMBER = "number"
+F_SYS_ID = "sys_id"
+F_SHORT_DESCRIPTION = "short_description"
+F_DESCRIPTION = "description"
+F_REQUEST_TYPE = "u_request_type"
+F_TOPIC = "u_topic"
+F_URGENCY = "urgency"
+F_MEETING_CHANNEL = "u_meeting_channel"
+F_PREFERRED_TIME = "u_preferred_time"
+F_OPENED_BY = "opened_by"
+F_REQUESTER_EMAIL = "u_requester_email"
+F_REQUESTER_NAME = "u_requester_name"
+F_INSTITUTION = "u_institution"
+F_ASSIGNMENT_GROUP = "assignment_group"
+F_CONTACT_TYPE = "contact_type"
+F_STATE = "state"
+F_CORRELATION_ID = "correlation_id"
+F_CORRELATION_DISPLAY = "correlation_display"
+F_COMMENTS = "comments"
+F_WORK_NOTES = "work_notes"
+F_CREATED_ON = "sys_created_on"
+F_UPDATED_ON = "sys_updated_on"
+
+# What a leader may see about a case (never description/work notes).
+SUMMARY_FIELDS: Tuple[str, ...] = (
+    F_NUMBER,
+    F_SYS_ID,
+    F_SHORT_DESCRIPTION,
+    F_STATE,
+    F_REQUEST_TYPE,
+    F_TOPIC,
+    F_REQUESTER_EMAIL,
+    F_CORRELATION_ID,
+    F_CREATED_ON,
+    F_UPDATED_ON,
+)
+
+# State values of the case type; "closed" states are not "open cases".
+CLOSED_STATES: Tuple[str, ...] = ("6", "7", "8")
+
+# -- strict patterns for every value that goes into a query -------------------
+NUMBER_PATTERN = re.compile(r"^AFH\d{7}$")
+CORRELATION_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+SYS_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+# Deliberately narrower than RFC 5322: no ^ = , : ; space quotes or brackets.
+EMAIL_PATTERN = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9._+-]{0,62}[A-Za-z0-9_+-])?"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9@._+-]{1,254}$")
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+UNCERTAIN_STATUSES = frozenset({502, 503, 504})  # the request may have been processed
+MAX_RETRY_AFTER_SECONDS = 10.0  # longer waits are left to the outbox
+MAX_BACKOFF_SECONDS = 30.0
+TOKEN_REFRESH_MARGIN_SECONDS = 60.0
+
+
+# -- exceptions -----------------------------------------------------------------
+class ServiceNowError(Exception):
+    """Something went wrong talking to ServiceNow."""
+
+    def __init__(self, message: str, status: Optional[int] = None, detail: Optional[str] = None):
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
+
+
+class ServiceNowUnavailable(ServiceNowError):
+    """ServiceNow did not answer usefully (down, timeouts, 5xx, 429) after the retries."""
+
+
+class ServiceNowAuthError(ServiceNowError):
+    """Authentication failed (401, or the OAuth token endpoint refused)."""
+
+
+class ServiceNowRequestError(ServiceNowError):
+    """ServiceNow refused the request (4xx other than 401/404/429). Not retried."""
+
+
+class ServiceNowNotConfigured(ServiceNowError):
+    """SERVICENOW_URL (or the credentials) are not set."""
+
+
+class InvalidQueryValue(ValueError):
+    """A value was refused before it could reach ``sysparm_query``."""
+
+
+@dataclass
+class _Retryable(Exception):
+    reason: str
+    uncertain: bool
+    retry_after: Optional[float] = None
+    status: Optional[int] = None
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+# -- validation -----------------------------------------------------------------
+def normalise_email(email: str) -> str:
+    """The e-mail in lower case if it matches the strict pattern, else InvalidQueryValue."""
+    value = (email or "").strip().lower()
+    if not EMAIL_PATTERN.match(value) or ".." in value:
+        raise InvalidQueryValue("ugyldig e-mailadresse")
+    return value
+
+
+def normalise_number(number: str) -> str:
+    """A case number such as ``AFH0001001`` (spaces removed, upper case), else InvalidQueryValue."""
+    value = re.sub(r"\s+", "", number or "").upper()
+    if not NUMBER_PATTERN.match(value):
+        raise InvalidQueryValue("ugyldigt sagsnummer")
+    return value
+
+
+def validate_correlation_id(correlation_id: str) -> str:
+    if not CORRELATION_ID_PATTERN.match(correlation_id or ""):
+        raise InvalidQueryValue("ugyldigt correlation_id")
+    return correlation_id
+
+
+class EncodedQuery:
+    """Builds ``sysparm_query`` from field constants and pre-validated values only."""
+
+    _FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+    def __init__(self) -> None:
+        self._parts: List[str] = []
+
+    def _field(self, name: str) -> str:
+        if not self._FIELD.match(name):
+            raise InvalidQueryValue(f"ugyldigt feltnavn {name!r}")
+        return name
+
+    @staticmethod
+    def _value(value: str) -> str:
+        if not _SAFE_VALUE.match(value) or value.lower().startswith("javascript"):
+            raise InvalidQueryValue("værdien kan ikke bruges i en forespørgsel")
+        return value
+
+    def eq(self, name: str, value: str) -> "EncodedQuery":
+        self._parts.append(f"{self._field(name)}={self._value(value)}")
+        return self
+
+    def not_in(self, name: str, values: Sequence[str]) -> "EncodedQuery":
+        self._parts.append(f"{self._field(name)}NOT IN{','.join(self._value(v) for v in values)}")
+        return self
+
+    def order_by_desc(self, name: str) -> "EncodedQuery":
+        self._parts.append(f"ORDERBYDESC{self._field(name)}")
+        return self
+
+    def __str__(self) -> str:
+        return "^".join(self._parts)
+
+
+def plain(record: Dict[str, Any]) -> Dict[str, str]:
+    """Flatten reference fields (``{"value":..., "display_value":...}``) to strings."""
+    flat: Dict[str, str] = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            value = value.get("display_value") or value.get("value") or ""
+        flat[key] = "" if value is None else str(value)
+    return flat
+
+
+def _retry_after(response: requests.Response) -> Optional[float]:
+    raw = response.headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(float(raw.strip()), 0.0)
+    except ValueError:
+        return None  # HTTP-date form: fall back to our own backoff
+
+
+def _error_of(response: requests.Response) -> Tuple[str, Optional[str]]:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}", None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message") or f"HTTP {response.status_code}"), error.get("detail")
+    if isinstance(error, str):  # OAuth endpoint
+        return error, body.get("error_description")
+    return f"HTTP {response.status_code}", None
+
+
+# -- the client -----------------------------------------------------------------
+class ServiceNowClient:
+    def __init__(
+        self,
+        settings: Optional[Settings] = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Optional[random.Random] = None,
+    ):
+        self.settings = settings or get_settings()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._local = threading.local()
+        self._token_lock = threading.Lock()
+        self._access_token: Optional[str] = None
+        self._token_expires_at = 0.0
+        self._refresh_token: Optional[str] = None
+
+    # -- plumbing -----------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return self.settings.servicenow_url.rstrip("/")
+
+    @property
+    def table_path(self) -> str:
+        return f"/api/now/table/{self.settings.servicenow_table}"
+
+    @property
+    def timeout(self) -> Tuple[float, float]:
+        total = self.settings.servicenow_timeout_seconds
+        return (min(total, 3.05), total)
+
+    def max_operation_seconds(self) -> float:
+        """An upper bound for one client operation including all retries."""
+        attempts = self.settings.servicenow_max_retries + 1
+        per_attempt = 3 * self.settings.servicenow_timeout_seconds + MAX_RETRY_AFTER_SECONDS + MAX_BACKOFF_SECONDS
+        return attempts * per_attempt
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update({"Accept": "application/json", "Content-Type": "application/json"})
+            session.trust_env = False  # never route ServiceNow calls through ambient proxies/netrc
+            self._local.session = session
+        return session
+
+    def close(self) -> None:
+        session = getattr(self._local, "session", None)
+        if session is not None:
+            session.close()
+            self._local.session = None
+
+    def _check_configured(self) -> None:
+        s = self.settings
+        if not s.servicenow_url:
+            raise ServiceNowNotConfigured("SERVICENOW_URL er ikke sat")
+        if s.servicenow_auth == "basic" and not (s.servicenow_username and s.servicenow_password):
+            raise ServiceNowNotConfigured("SERVICENOW_USERNAME/SERVICENOW_PASSWORD er ikke sat")
+
+    def _backoff(self, attempt: int, retry_after: Optional[float]) -> float:
+        base = self.settings.servicenow_backoff_seconds
+        delay = min(base * (2 ** attempt), MAX_BACKOFF_SECONDS) * (0.5 + self._rng.random())
+        if retry_after is not None:
+            delay = max(delay, retry_after + self._rng.random() * min(base, 1.0))
+        return delay
+
+    # -- OAuth ----------------------------------------------------------------
+    def _token(self, force: bool = False) -> str:
+        with self._token_lock:
+            now = time.monotonic()
+            if not force and self._access_token and now < self._token_expires_at:
+                return self._access_token
+            s = self.settings
+            form = {"client_id": s.servicenow_client_id, "client_secret": s.servicenow_client_secret}
+            grants: List[Dict[str, str]] = []
+            if self._refresh_token:
+                grants.append({"grant_type": "refresh_token", "refresh_token": self._refresh_token})
+            if s.servicenow_username and s.servicenow_password:
+                grants.append(
+                    {"grant_type": "password", "username": s.servicenow_username, "password": s.servicenow_password}
+                )
+            else:
+                grants.append({"grant_type": "client_credentials"})
+            last: Optional[ServiceNowError] = None
+            for grant in grants:
+                try:
+                    response = self._session().post(
+                        f"{self.base_url}/oauth_token.do",
+                        data={**form, **grant},
+                        headers={"Content-Type": "application/x-www-form-urlencoded"},
+                        timeout=self.timeout,
+                    )
+                except requests.RequestException as exc:
+                    raise _Retryable(f"token: {type(exc).__name__}", uncertain=False) from exc
+                if response.status_code in RETRY_STATUSES or response.status_code >= 500:
+                    raise _Retryable(
+                        f"token: HTTP {response.status_code}", uncertain=False,
+                        retry_after=_retry_after(response), status=response.status_code,
+                    )
+                if response.status_code != 200:
+                    message, detail = _error_of(response)
+                    last = ServiceNowAuthError(f"OAuth afvist: {message}", response.status_code, detail)
+                    if grant["grant_type"] == "refresh_token":
+                        self._refresh_token = None
+                    continue
+                body = response.json()
+                lifetime = float(body.get("expires_in") or 1800)
+                margin = min(TOKEN_REFRESH_MARGIN_SECONDS, lifetime * 0.1)
+                self._access_token = body["access_token"]
+                self._token_expires_at = now + lifetime - margin
+                self._refresh_token = body.get("refresh_token") or self._refresh_token
+                return self._access_token
+            assert last is not None
+            raise last
+
+    def _auth(self, force_new_token: bool = False) -> Dict[str, Any]:
+        if self.settings.servicenow_auth == "oauth":
+            return {"headers": {"Authorization": f"Bearer {self._token(force=force_new_token)}"}}
+        return {"auth": (self.settings.servicenow_username, self.settings.servicenow_password)}
+
+    # -- one attempt --------------------------------------------------------
+    def _once(self, method: str, path: str, *, params: Optional[Dict[str, str]] = None,
+              body: Optional[Dict[str, Any]] = None) -> Tuple[int, Any]:
+        """One HTTP exchange. Returns (status, result) for 2xx and 404;
+        raises _Retryable for transient trouble and ServiceNowError otherwise."""
+        self._check_configured()
+        url = f"{self.base_url}{path}"
+        for renew in (False, True):
+            kwargs = self._auth(force_new_token=renew)
+            try:
+                response = self._session().request(
+                    method, url, params=params, json=body, timeout=self.timeout, **kwargs
+                )
+            except requests.Timeout as exc:
+                raise _Retryable(f"timeout ({method})", uncertain=True) from exc
+            except requests.ConnectionError as exc:
+                raise _Retryable(f"forbindelsesfejl ({method})", uncertain=True) from exc
+            status = response.status_code
+            if status == 401 and self.settings.servicenow_auth == "oauth" and not renew:
+                continue  # token revoked or expired early: get a new one once
+            break
+        if status in RETRY_STATUSES:
+            raise _Retryable(
+                f"HTTP {status} ({method})", uncertain=status in UNCERTAIN_STATUSES,
+                retry_after=_retry_after(response) if status == 429 else None, status=status,
+            )
+        if 200 <= status < 300:
+            try:
+                return status, response.json().get("result")
+            except (ValueError, AttributeError) as exc:
+                raise _Retryable(f"ulæseligt svar ({method})", uncertain=True, status=status) from exc
+        message, detail = _error_of(response)
+        if status == 404:
+            return status, None
+        if status == 401:
+            raise ServiceNowAuthError(f"ServiceNow afviste login: {message}", status, detail)
+        if status >= 500:
+            raise ServiceNowError(f"ServiceNow-fejl: {message}", status, detail)
+        raise ServiceNowRequestError(f"ServiceNow afviste forespørgslen: {message}", status, detail)
+
+    def _with_retries(self, operation: Callable[[], Any], what: str) -> Any:
+        attempts = self.settings.servicenow_max_retries + 1
+        last: Optional[_Retryable] = None
+        for attempt in range(attempts):
+            try:
+                return operation()
+            except _Retryable as exc:
+                last = exc
+                if attempt + 1 >= attempts:
+                    break
+                if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER_SECONDS:
+                    break
+                delay = self._backoff(attempt, exc.retry_after)
+                log.info("ServiceNow %s: %s; prøver igen om %.2f s", what, exc, delay)
+                self._sleep(delay)
+        assert last is not None
+        raise ServiceNowUnavailable(f"ServiceNow svarer ikke ({what}): {last}", last.status)
+
+    # -- reads --------------------------------------------------------------
+    def query(self, query: EncodedQuery, fields: Sequence[str], limit: int, offset: int = 0) -> List[Dict[str, str]]:
+        params = {
+            "sysparm_query": str(query),
+            "sysparm_fields": ",".join(fields),
+            "sysparm_limit": str(int(limit)),
+            "sysparm_exclude_reference_link": "true",
+        }
+        if offset:
+            params["sysparm_offset"] = str(int(offset))
+
+        def op() -> List[Dict[str, str]]:
+            status, result = self._once("GET", self.table_path, params=params)
+            if status == 404 or result is None:
+                return []
+            return [plain(r) for r in result]
+
+        return self._with_retries(op, "læsning")
+
+    def get_record(self, sys_id: str, fields: Optional[Sequence[str]] = None) -> Optional[Dict[str, str]]:
+        """One record by sys_id; None when it does not exist or an ACL hides it (404)."""
+        if not SYS_ID_PATTERN.match(sys_id or ""):
+            raise InvalidQueryValue("ugyldigt sys_id")
+        params = {"sysparm_exclude_reference_link": "true"}
+        if fields:
+            params["sysparm_fields"] = ",".join(fields)
+
+        def op() -> Optional[Dict[str, str]]:
+            status, result = self._once("GET", f"{self.table_path}/{sys_id}", params=params)
+            return plain(result) if status != 404 and result else None
+
+        return self._with_retries(op, "læsning")
+
+    def _find_by_correlation_once(self, correlation_id: str) -> Optional[Dict[str, str]]:
+        query = EncodedQuery().eq(F_CORRELATION_ID, correlation_id)
+        params = {"sysparm_query": str(query), "sysparm_limit": "2", "sysparm_exclude_reference_link": "true"}
+        status, result = self._once("GET", self.table_path, params=params)
+        matches = [plain(r) for r in (result or []) if r.get(F_CORRELATION_ID) == correlation_id]
+        if len(matches) > 1:
+            log.error("ServiceNow har %d sager med correlation_id %s", len(matches), correlation_id)
+        return matches[0] if matches else None
+
+    def find_by_correlation_id(self, correlation_id: str) -> Optional[Dict[str, str]]:
+        validate_correlation_id(correlation_id)
+        return self._with_retries(lambda: self._find_by_correlation_once(correlation_id), "opslag")
+
+    def list_cases_for_leader(self, email: str, limit: int = 5, open_only: bool = True) -> List[Dict[str, str]]:
+        """The leader's cases, newest first. Only cases whose requester e-mail is ``email``."""
+        email = normalise_email(email)
+        query = EncodedQuery().eq(F_REQUESTER_EMAIL, email)
+        if open_only:
+            query.not_in(F_STATE, CLOSED_STATES)
+        query.order_by_desc(F_CREATED_ON).order_by_desc(F_NUMBER)
+        records = self.query(query, SUMMARY_FIELDS, limit=max(1, min(int(limit), 100)))
+        return self._only_for(email, records)
+
+    def get_case_for_leader(self, number: str, email: str) -> Optional[Dict[str, str]]:
+        """The case ``number`` if it belongs to ``email``; None otherwise (also for bad input)."""
+        try:
+            number, email = normalise_number(number), normalise_email(email)
+        except InvalidQueryValue:
+            return None
+        query = EncodedQuery().eq(F_NUMBER, number).eq(F_REQUESTER_EMAIL, email)
+        records = self._only_for(email, self.query(query, SUMMARY_FIELDS, limit=1))
+        records = [r for r in records if r.get(F_NUMBER, "").upper() == number]
+        return records[0] if records else None
+
+    @staticmethod
+    def _only_for(email: str, records: List[Dict[str, str]]) -> List[Dict[str, str]]:
+        # Defence in depth: if the e-mail condition was dropped (e.g. the field has a
+        # different name on the instance), ServiceNow would return everyone's cases.
+        mine = [r for r in records if r.get(F_REQUESTER_EMAIL, "").strip().lower() == email]
+        if len(mine) != len(records):
+            log.error("ServiceNow returnerede %d sager for en anden leder: tjek feltet %s",
+                      len(records) - len(mine), F_REQUESTER_EMAIL)
+        return mine
+
+    # -- writes -------------------------------------------------------------
+    def create_record(self, record: Dict[str, Any], *, lookup_first: bool = False) -> Dict[str, str]:
+        """Create a case exactly once, identified by ``record["correlation_id"]``.
+
+        With ``lookup_first`` (the outbox, or any retry of an earlier attempt)
+        an existing case with that correlation_id is returned instead of POSTing.
+        """
+        correlation_id = validate_correlation_id(str(record.get(F_CORRELATION_ID, "")))
+        uncertain = lookup_first
+        attempts = self.settings.servicenow_max_retries + 1
+        last: Optional[_Retryable] = None
+        for attempt in range(attempts):
+            try:
+                if uncertain:
+                    existing = self._find_by_correlation_once(correlation_id)
+                    if existing is not None:
+                        return existing
+                    uncertain = False
+                status, result = self._once("POST", self.table_path, body=record)
+                if status == 404 or not isinstance(result, dict):
+                    raise ServiceNowRequestError("ServiceNow oprettede ikke sagen", status)
+                return plain(result)
+            except ServiceNowRequestError as exc:
+                if exc.status in (403, 409) and not uncertain:
+                    # e.g. the unique index on correlation_id: an earlier attempt won.
+                    existing = self._with_retries(lambda: self._find_by_correlation_once(correlation_id), "opslag")
+                    if existing is not None:
+                        return existing
+                raise
+            except _Retryable as exc:
+                last = exc
+                uncertain = uncertain or exc.uncertain
+                if attempt + 1 >= attempts:
+                    break
+                if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER_SECONDS:
+                    break
+                delay = self._backoff(attempt, exc.retry_after)
+                log.info("ServiceNow oprettelse: %s; prøver igen om %.2f s", exc, delay)
+                self._sleep(delay)
+        assert last is not None
+        raise ServiceNowUnavailable(f"ServiceNow svarer ikke (oprettelse): {last}", last.status)
+
+    def update_record(self, sys_id: str, values: Dict[str, Any]) -> Optional[Dict[str, str]]:
+        """PATCH a record (idempotent, so plain retries are safe). None on 404."""
+        if not SYS_ID_PATTERN.match(sys_id or ""):
+            raise InvalidQueryValue("ugyldigt sys_id")
+
+        def op() -> Optional[Dict[str, str]]:
+            status, result = self._once("PATCH", f"{self.table_path}/{sys_id}", body=values)
+            return plain(result) if status != 404 and result else None
+
+        return self._with_retries(op, "opdatering")
