@@ -26,6 +26,7 @@ from actions import settings as settings_module
 ROOT = Path(__file__).resolve().parent.parent
 ALLOW_MARKER = "pragma: allowlist" + " secret"
 MAX_FILE_BYTES = 2_000_000
+CODE_SUFFIXES = (".py", ".js", ".mjs", ".cjs", ".ts", ".jsx", ".tsx", ".java", ".go", ".rb")
 
 # The documented development defaults, allowed explicitly.
 DEV_DEFAULTS: Set[str] = {
@@ -73,6 +74,7 @@ _FAKE_WORDS_RE = re.compile(
     r"ugyldig|udvikling|development|dev-|-dev|not-?a-?secret|ikke-hemmelig|redacted|skjult|mock|stub|demo|fixture",
     re.IGNORECASE,
 )
+_ENV_NAME_RE = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
 _FILE_NAME_RE = re.compile(r"^[\w./-]+\.(?:ya?ml|json|txt|cfg|ini|conf|toml|md|py|db|sqlite3?)$", re.IGNORECASE)
 _ENV_FILE_RE = re.compile(r"(?:^|/)(?:\.env(?:\.[^/]*)?|[^/]+\.env)$")
 _ENV_TEMPLATE_RE = re.compile(r"\.(?:example|sample|template|dist|tmpl)$")
@@ -103,6 +105,8 @@ def _is_allowed_value(value: str) -> bool:
         return True
     if "{" in value or "(" in value or "%" in value:  # a template or an expression, not a literal
         return True
+    if _ENV_NAME_RE.match(value):  # names another variable: ?token=RASA_API_TOKEN
+        return True
     if _FILE_NAME_RE.match(value):  # names a file, e.g. credentials="credentials.yml"
         return True
     return False
@@ -111,7 +115,7 @@ def _is_allowed_value(value: str) -> bool:
 def scan_text(path: str, text: str) -> List[Finding]:
     """Secret-looking things in one file's text (path decides the language rules)."""
     findings: List[Finding] = []
-    python = path.endswith(".py")
+    code = path.endswith(CODE_SUFFIXES)
     for number, line in enumerate(text.splitlines(), start=1):
         if ALLOW_MARKER in line:
             continue
@@ -127,7 +131,7 @@ def scan_text(path: str, text: str) -> List[Finding]:
             name, quote, value = match.group("name"), match.group("q"), match.group("value")
             if _NOT_SECRET_NAME_RE.search(name):
                 continue
-            if python and not quote:  # in Python only string literals are values
+            if code and not quote:  # in program code only string literals are values
                 continue
             if _is_allowed_value(value):
                 continue
@@ -204,6 +208,7 @@ RANDOM = "Zq8" + "xN4vLr2Tp9WkHs7Yb3Fd"
         ("actions/x.py", "config = {\"client_secret\": \"" + RANDOM + "\"}"),
         ("tests/test_x.py", "env = {\"AF_IDENTITY_JWT_KEY\": \"" + RANDOM + "\"}"),
         ("config.json", "{\"api_key\": \"" + RANDOM + "\"}"),
+        ("web/static/chat.js", "const opts = { token: '" + RANDOM + "' };"),
         ("notes.txt", "rasa run --auth-token=" + RANDOM),
         ("notes.txt", "nøgle: " + AWS_ID),
         ("keys.txt", PEM),
@@ -231,12 +236,15 @@ def test_scanner_finds_secrets(path, text):
         ("actions/x.py", 'url = f"{base}/tracker?token={settings.rasa_api_token}"'),
         ("actions/x.py", 'token = ""'),
         ("tests/test_x.py", 'bad = issue_token(ident, key="forkert-noegle")'),
+        ("web/static/chat.js", 'return { identity_token: opts.token || "" };'),
+        ("web/static/chat.js", "opts.tokenUrl = d.tokenUrl || '';"),
         ("scripts/x.py", 'rasa.api.run(credentials="credentials.yml", auth_token=token)'),
         ("credentials.yml", "  jwt_method: HS256"),
         ("credentials.yml", "  metadata_key: customData"),
         ("docs/security.md", "| `RASA_API_TOKEN` | token til Rasa's HTTP API |"),
         ("notes.txt", "http://127.0.0.1:5005/conversations/x/tracker?token=..."),
         ("notes.txt", "sys_id 0123456789abcdef0123456789abcdef"),
+        ("docs/security.md", "| Rasas HTTP API | `?token=RASA_API_TOKEN` |"),
         ("tests/test_x.py", "password = '" + HUNTER + "'  # " + ALLOW_MARKER),
     ],
 )
