@@ -6,6 +6,10 @@ development defaults in actions/settings.py (the DEV_* constants, refused in
 production mode), obvious placeholders, and values that say they are fake
 (``test``, ``fake``, ``dummy``, ``eksempel``, ...).
 
+In tests/, a lower-case name with a short made-up value (``token="abc.def.ghi"``)
+is a test's own fake; upper-case (environment variable) names and random-looking
+values are flagged there too.
+
 A line that holds a deliberately fake value that the scanner cannot tell
 from a real one can carry the marker ``pragma: allowlist secret``.
 """
@@ -98,6 +102,11 @@ def shannon_entropy(value: str) -> float:
     return -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
 
 
+def looks_random(value: str) -> bool:
+    """Long and varied enough to be a generated secret rather than a made-up test value."""
+    return len(value) >= 16 and shannon_entropy(value) >= 3.5
+
+
 def _is_allowed_value(value: str) -> bool:
     if len(value) < 6 or value in DEV_DEFAULTS:
         return True
@@ -116,6 +125,7 @@ def scan_text(path: str, text: str) -> List[Finding]:
     """Secret-looking things in one file's text (path decides the language rules)."""
     findings: List[Finding] = []
     code = path.endswith(CODE_SUFFIXES)
+    in_tests = path.startswith("tests/") or "/tests/" in path
     for number, line in enumerate(text.splitlines(), start=1):
         if ALLOW_MARKER in line:
             continue
@@ -135,6 +145,8 @@ def scan_text(path: str, text: str) -> List[Finding]:
                 continue
             if _is_allowed_value(value):
                 continue
+            if in_tests and not name.isupper() and not looks_random(value):
+                continue  # a test's own fake value, e.g. token="abc.def.ghi"
             findings.append(Finding(path, number, f"hemmelighed tildelt {name}"))
     return findings
 
@@ -208,6 +220,8 @@ RANDOM = "Zq8" + "xN4vLr2Tp9WkHs7Yb3Fd"
         ("actions/x.py", "config = {\"client_secret\": \"" + RANDOM + "\"}"),
         ("tests/test_x.py", "env = {\"AF_IDENTITY_JWT_KEY\": \"" + RANDOM + "\"}"),
         ("config.json", "{\"api_key\": \"" + RANDOM + "\"}"),
+        ("tests/test_x.py", "client(password='" + RANDOM + "')"),
+        ("tests/test_x.py", "SERVICENOW_PASSWORD = '" + HUNTER + "'"),
         ("web/static/chat.js", "const opts = { token: '" + RANDOM + "' };"),
         ("notes.txt", "rasa run --auth-token=" + RANDOM),
         ("notes.txt", "nøgle: " + AWS_ID),
@@ -237,6 +251,7 @@ def test_scanner_finds_secrets(path, text):
         ("actions/x.py", 'token = ""'),
         ("tests/test_x.py", 'bad = issue_token(ident, key="forkert-noegle")'),
         ("web/static/chat.js", 'return { identity_token: opts.token || "" };'),
+        ("tests/test_x.py", 'metadata = {"identity_token": "abc.def.ghi", "email": "a@b.dk"}'),
         ("web/static/chat.js", "opts.tokenUrl = d.tokenUrl || '';"),
         ("scripts/x.py", 'rasa.api.run(credentials="credentials.yml", auth_token=token)'),
         ("credentials.yml", "  jwt_method: HS256"),
