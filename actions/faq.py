@@ -1,0 +1,244 @@
+"""Answer rule questions (FAQ) with a short answer and a link, then ask if it helped.
+
+The topics live in ``faq.yml`` in the organisation profile (trainer-maintained data,
+links built from the intranet base URL). ``search_faq(text)`` ranks them with
+``actions.catalogue_search``.
+
+Actions:
+* ``action_answer_faq`` – answers the best topic (2-4 sentences + link) and asks
+  "Hjalp det?" (buttons Ja/Nej -> /affirm, /deny; sets ``faq_feedback_pending``).
+  Unsure: up to three topics as buttons (``/ask_question{"faq_id": "<id>"}``).
+  No topic fits: a form if one clearly fits, else an offer of help or a meeting.
+* ``action_faq_feedback`` – after Ja: closes politely; after Nej: offers to order help
+  or book a meeting about the same topic (``/request_help{"topic": ...}``,
+  ``/book_meeting{"topic": ...}``) or to talk to a person.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from actions import forms_lookup
+from actions.catalogue_search import CatalogueIndex, Decision, Field, decide
+from actions.forms_lookup import ID_RE, _chosen_entity, _text, dispatch_plan, help_buttons, payload, plan_to_events
+from actions.profile import Profile, ProfileError, get_profile
+
+FAQ_FILE = "faq.yml"
+MIN_SCORE = 1.0
+SURE_RATIO = 1.3
+
+
+@dataclass(frozen=True)
+class FaqTopic:
+    id: str
+    title: str
+    topic: str  # loen, personale, ... (for the follow-up offer)
+    url: str  # expanded
+    answer: str
+    words: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FaqCatalogue:
+    topics: Tuple[FaqTopic, ...]
+    index: CatalogueIndex
+
+    def get(self, faq_id: str) -> Optional[FaqTopic]:
+        return next((t for t in self.topics if t.id == faq_id), None)
+
+    def search(self, text: str) -> Decision:
+        return decide(self.index.search(text), MIN_SCORE, SURE_RATIO)
+
+
+def parse_faq(data: Any, profile: Profile, source: str = FAQ_FILE) -> Tuple[FaqTopic, ...]:
+    if not isinstance(data, dict) or not isinstance(data.get("topics"), list) or not data["topics"]:
+        raise ProfileError(f"{source}: skal have en liste 'topics' med mindst ét emne")
+    areas = set(profile.topics)
+    topics: List[FaqTopic] = []
+    seen = set()
+    for number, entry in enumerate(data["topics"], start=1):
+        where = f"{source}, emne nr. {number}"
+        if not isinstance(entry, dict):
+            raise ProfileError(f"{where}: skal være en samling af felter (id, title, ...)")
+        faq_id = _text(entry, "id", where)
+        where = f"{source}, emne '{faq_id}'"
+        if not ID_RE.match(faq_id):
+            raise ProfileError(f"{where}: id må kun have små bogstaver a-z, tal og _")
+        if faq_id in seen:
+            raise ProfileError(f"{where}: id findes to gange")
+        seen.add(faq_id)
+        topic = _text(entry, "topic", where)
+        if topic not in areas:
+            raise ProfileError(f"{where}: topic skal være en af {', '.join(sorted(areas))}")
+        words = entry.get("words") or []
+        if not isinstance(words, list) or not all(isinstance(w, (str, int)) for w in words):
+            raise ProfileError(f"{where}: words skal være en liste af ord og vendinger")
+        topics.append(
+            FaqTopic(
+                id=faq_id,
+                title=_text(entry, "title", where),
+                topic=topic,
+                url=profile.link(_text(entry, "url", where)),
+                answer=" ".join(_text(entry, "answer", where).split()),
+                words=tuple(str(w).strip() for w in words if str(w).strip()),
+            )
+        )
+    return tuple(topics)
+
+
+def build_index(topics) -> CatalogueIndex:
+    entries = []
+    for topic in topics:
+        fields = [Field(topic.title, 1.0, phrase=True), Field(topic.answer, 0.3)]
+        fields.extend(Field(word, 1.0, phrase=True) for word in topic.words)
+        entries.append((topic.id, fields))
+    return CatalogueIndex(entries)
+
+
+_lock = threading.Lock()
+_cache: Dict[Path, Tuple[float, FaqCatalogue]] = {}
+
+
+def load_faq_catalogue(profile: Optional[Profile] = None) -> FaqCatalogue:
+    """The FAQ catalogue of ``profile``; re-read when the file changes."""
+    profile = profile or get_profile()
+    path = profile.directory / FAQ_FILE
+    mtime = path.stat().st_mtime if path.exists() else -1.0
+    with _lock:
+        cached = _cache.get(path)
+        if cached and cached[0] == mtime:
+            return cached[1]
+        topics = parse_faq(profile.catalogue(FAQ_FILE), profile, str(path))
+        catalogue = FaqCatalogue(topics, build_index(topics))
+        _cache[path] = (mtime, catalogue)
+        return catalogue
+
+
+def search_faq(text: str, profile: Optional[Profile] = None) -> Decision:
+    return load_faq_catalogue(profile).search(text)
+
+
+# ---------------------------------------------------------------------------
+# Replies (Danish)
+
+PROMPT = (
+    "Hvad vil du gerne vide? Skriv dit spørgsmål med dine egne ord, "
+    "fx «hvordan fungerer samtidighedsferie?» eller «hvor mange omsorgsdage har man?»."
+)
+FEEDBACK_QUESTION = "Hjalp det svar dig?"
+FEEDBACK_BUTTONS = [{"title": "Ja", "payload": "/affirm"}, {"title": "Nej", "payload": "/deny"}]
+
+
+def answer_text(topic: FaqTopic) -> str:
+    return f"{topic.answer}\nLæs de fulde regler her: {topic.url}"
+
+
+def _answer(topic: FaqTopic) -> Dict[str, Any]:
+    return {
+        "kind": "sure",
+        "faq_id": topic.id,
+        "topic": topic.topic,
+        "ask_feedback": True,
+        "messages": [
+            {"text": answer_text(topic)},
+            {"text": FEEDBACK_QUESTION, "buttons": list(FEEDBACK_BUTTONS)},
+        ],
+    }
+
+
+def plan_faq_reply(text: str, chosen_id: Optional[str], profile: Profile) -> Dict[str, Any]:
+    """What ``action_answer_faq`` says, as data (see ``forms_lookup.plan_form_reply``)."""
+    catalogue = load_faq_catalogue(profile)
+    if chosen_id:
+        topic = catalogue.get(chosen_id)
+        if topic:
+            return _answer(topic)
+    if not text or forms_lookup.is_payload(text):
+        return {"kind": "prompt", "messages": [{"text": PROMPT}]}
+    decision = catalogue.search(text)
+    if decision.kind == "sure":
+        return _answer(catalogue.get(decision.hits[0].id))
+    if decision.kind == "unsure":
+        buttons = [
+            {"title": catalogue.get(h.id).title, "payload": payload("ask_question", faq_id=h.id)}
+            for h in decision.hits
+        ]
+        return {
+            "kind": "unsure",
+            "candidates": [h.id for h in decision.hits],
+            "messages": [{"text": "Jeg er ikke helt sikker på, hvad du spørger om. Er det et af de her emner?",
+                          "buttons": buttons}],
+        }
+    # No rule topic fits. Maybe the leader really needs a form.
+    form_decision = forms_lookup.search_forms(text, profile)
+    if form_decision.kind == "sure":
+        form = forms_lookup.load_form_catalogue(profile).get(form_decision.hits[0].id)
+        return {"kind": "form", "form_id": form.id, "messages": [{"text": forms_lookup.form_reply(form)}]}
+    return {
+        "kind": "none",
+        "messages": [{
+            "text": "Det har jeg desværre ikke et svar på. AF kan hjælpe dig. Vil du bestille hjælp eller booke et møde?",
+            "buttons": help_buttons(profile, None),
+        }],
+    }
+
+
+def plan_feedback_reply(helped: bool, faq_id: Optional[str], profile: Profile) -> Dict[str, Any]:
+    """The reply to "Hjalp det?"."""
+    if helped:
+        return {"kind": "helped", "messages": [{"text": "Godt. Skriv bare, hvis der er andet, jeg kan hjælpe med."}]}
+    topic = load_faq_catalogue(profile).get(faq_id) if faq_id else None
+    area = topic.topic if topic else None
+    area_name = profile.topics.get(area, {}).get("name") if area else None
+    about = f" om {area_name}" if area_name else ""
+    buttons = help_buttons(profile, area)
+    buttons.append({"title": "Tal med en person", "payload": "/human_handoff"})
+    return {
+        "kind": "not_helped",
+        "topic": area,
+        "messages": [{
+            "text": f"Det er jeg ked af. AF kan hjælpe dig videre{about}. "
+                    "Du kan bestille hjælp, booke et møde eller skrive med en person.",
+            "buttons": buttons,
+        }],
+    }
+
+
+# ---------------------------------------------------------------------------
+# Rasa actions
+
+try:
+    from rasa_sdk import Action
+    from rasa_sdk.events import SlotSet
+except ImportError:  # pragma: no cover
+    Action = object  # type: ignore
+
+
+class ActionAnswerFaq(Action):
+    def name(self) -> str:
+        return "action_answer_faq"
+
+    async def run(self, dispatcher, tracker, domain):
+        latest = tracker.latest_message or {}
+        chosen = _chosen_entity(latest, "faq_id")
+        profile = get_profile()
+        plan = await asyncio.to_thread(plan_faq_reply, latest.get("text") or "", chosen, profile)
+        dispatch_plan(dispatcher, plan)
+        return plan_to_events(plan)
+
+
+class ActionFaqFeedback(Action):
+    def name(self) -> str:
+        return "action_faq_feedback"
+
+    async def run(self, dispatcher, tracker, domain):
+        intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
+        profile = get_profile()
+        plan = await asyncio.to_thread(
+            plan_feedback_reply, intent == "affirm", tracker.get_slot("faq_id"), profile
+        )
+        dispatch_plan(dispatcher, plan)
+        return [SlotSet("faq_feedback_pending", False)]

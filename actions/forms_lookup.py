@@ -1,0 +1,261 @@
+"""Find the right form ("blanket") for a leader's question.
+
+The catalogue is ``forms.yml`` in the organisation profile (trainer-maintained data).
+``search_forms(text)`` ranks it with ``actions.catalogue_search``; ``ActionFindForm``
+answers in the chat:
+
+* one clear match: title, the one-line "when" and the link;
+* unsure: up to three forms as buttons (payload ``/find_form{"form_id": "<id>"}``);
+* nothing fits: says so and offers to order help or book a meeting with AF
+  (or answers a rule question, if the text is clearly one of the FAQ topics).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from actions.catalogue_search import CatalogueIndex, Decision, Field, decide
+from actions.profile import Profile, ProfileError, get_profile
+
+FORMS_FILE = "forms.yml"
+ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+# Tuned on tests/test_forms_lookup.py and the training examples (not on the held-out set).
+MIN_SCORE = 1.0  # below this nothing fits
+SURE_RATIO = 1.3  # the best form must beat the runner-up by this factor to answer directly
+NO_FORM_ID = "ingen"  # button payload "none of these"
+
+
+@dataclass(frozen=True)
+class Form:
+    id: str
+    title: str
+    url: str  # already expanded ({intranet} replaced)
+    area: str
+    when: str
+    words: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FormCatalogue:
+    forms: Tuple[Form, ...]
+    index: CatalogueIndex
+
+    def get(self, form_id: str) -> Optional[Form]:
+        return next((f for f in self.forms if f.id == form_id), None)
+
+    def search(self, text: str) -> Decision:
+        return decide(self.index.search(text), MIN_SCORE, SURE_RATIO)
+
+
+def _text(entry: Dict[str, Any], key: str, where: str) -> str:
+    value = entry.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ProfileError(f"{where}: feltet '{key}' mangler eller er tomt")
+    return value.strip()
+
+
+def parse_forms(data: Any, profile: Profile, source: str = FORMS_FILE) -> Tuple[Form, ...]:
+    """Validate the catalogue data and return the forms (links expanded)."""
+    if not isinstance(data, dict) or not isinstance(data.get("forms"), list) or not data["forms"]:
+        raise ProfileError(f"{source}: skal have en liste 'forms' med mindst én blanket")
+    areas = set(profile.topics)
+    forms: List[Form] = []
+    seen = set()
+    for number, entry in enumerate(data["forms"], start=1):
+        where = f"{source}, blanket nr. {number}"
+        if not isinstance(entry, dict):
+            raise ProfileError(f"{where}: skal være en samling af felter (id, title, ...)")
+        form_id = _text(entry, "id", where)
+        where = f"{source}, blanket '{form_id}'"
+        if not ID_RE.match(form_id):
+            raise ProfileError(f"{where}: id må kun have små bogstaver a-z, tal og _")
+        if form_id in seen:
+            raise ProfileError(f"{where}: id findes to gange")
+        seen.add(form_id)
+        area = _text(entry, "area", where)
+        if area not in areas:
+            raise ProfileError(f"{where}: area skal være en af {', '.join(sorted(areas))}")
+        words = entry.get("words") or []
+        if not isinstance(words, list) or not all(isinstance(w, (str, int)) for w in words):
+            raise ProfileError(f"{where}: words skal være en liste af ord og vendinger")
+        forms.append(
+            Form(
+                id=form_id,
+                title=_text(entry, "title", where),
+                url=profile.link(_text(entry, "url", where)),
+                area=area,
+                when=_text(entry, "when", where),
+                words=tuple(str(w).strip() for w in words if str(w).strip()),
+            )
+        )
+    return tuple(forms)
+
+
+def build_index(forms: Sequence[Form]) -> CatalogueIndex:
+    entries = []
+    for form in forms:
+        fields = [Field(form.title, 1.0, phrase=True), Field(form.when, 0.4)]
+        fields.extend(Field(word, 1.0, phrase=True) for word in form.words)
+        entries.append((form.id, fields))
+    return CatalogueIndex(entries)
+
+
+_lock = threading.Lock()
+_cache: Dict[Path, Tuple[float, FormCatalogue]] = {}
+
+
+def load_form_catalogue(profile: Optional[Profile] = None) -> FormCatalogue:
+    """The form catalogue of ``profile`` (default: the active one).
+
+    Re-read when the file changes, so a trainer's edit takes effect without a restart.
+    """
+    profile = profile or get_profile()
+    path = profile.directory / FORMS_FILE
+    mtime = path.stat().st_mtime if path.exists() else -1.0
+    with _lock:
+        cached = _cache.get(path)
+        if cached and cached[0] == mtime:
+            return cached[1]
+        forms = parse_forms(profile.catalogue(FORMS_FILE), profile, str(path))
+        catalogue = FormCatalogue(forms, build_index(forms))
+        _cache[path] = (mtime, catalogue)
+        return catalogue
+
+
+def search_forms(text: str, profile: Optional[Profile] = None) -> Decision:
+    """Ranked decision for a leader's form question (the code path the bot uses)."""
+    return load_form_catalogue(profile).search(text)
+
+
+# ---------------------------------------------------------------------------
+# Replies (Danish)
+
+def is_payload(text: Optional[str]) -> bool:
+    return bool(text) and text.strip().startswith("/")
+
+
+def form_reply(form: Form) -> str:
+    return f"Du skal bruge blanketten «{form.title}».\n{form.when}\nHer er den: {form.url}"
+
+
+def payload(intent: str, **entities: str) -> str:
+    return f"/{intent}{json.dumps(entities, ensure_ascii=False)}" if entities else f"/{intent}"
+
+
+def help_buttons(profile: Profile, topic: Optional[str]) -> List[Dict[str, str]]:
+    """Buttons offering AF's help; with ``topic`` the order starts on that topic."""
+    entities = {"topic": topic} if topic else {}
+    return [
+        {"title": "Bestil hjælp fra AF", "payload": payload("request_help", **entities)},
+        {"title": "Book et møde med AF", "payload": payload("book_meeting", **entities)},
+    ]
+
+
+PROMPT = (
+    "Skriv kort med dine egne ord, hvad du skal have gjort. "
+    "Fx «ny vikar i 3 uger», «en pædagog går på pension» eller «kørepenge». Så finder jeg blanketten."
+)
+
+
+def plan_form_reply(text: str, chosen_id: Optional[str], profile: Profile) -> Dict[str, Any]:
+    """What ``action_find_form`` says, as data: ``{"messages": [...], "form_id": ..., "kind": ...}``.
+
+    Each message is ``{"text": ..., "buttons": [...]}``. Pure apart from reading the catalogue.
+    """
+    catalogue = load_form_catalogue(profile)
+    if chosen_id:
+        form = catalogue.get(chosen_id)
+        if form:
+            return {"kind": "sure", "form_id": form.id, "messages": [{"text": form_reply(form)}]}
+        if chosen_id == NO_FORM_ID:
+            return _no_fit(profile, None, "Så har jeg ikke den rigtige blanket.")
+    if not text or is_payload(text):
+        return {"kind": "prompt", "form_id": None, "messages": [{"text": PROMPT}]}
+    decision = catalogue.search(text)
+    if decision.kind == "sure":
+        form = catalogue.get(decision.hits[0].id)
+        return {"kind": "sure", "form_id": form.id, "messages": [{"text": form_reply(form)}]}
+    if decision.kind == "unsure":
+        buttons = [
+            {"title": catalogue.get(h.id).title, "payload": payload("find_form", form_id=h.id)}
+            for h in decision.hits
+        ]
+        buttons.append({"title": "Ingen af dem", "payload": payload("find_form", form_id=NO_FORM_ID)})
+        return {
+            "kind": "unsure",
+            "form_id": None,
+            "candidates": [h.id for h in decision.hits],
+            "messages": [{"text": "Jeg er ikke helt sikker på, hvilken blanket du mener. Er det en af dem her?",
+                          "buttons": buttons}],
+        }
+    # Nothing fits as a form. If it reads like one of the rule questions, offer that answer.
+    from actions import faq  # local import: faq imports this module
+
+    faq_decision = faq.search_faq(text, profile)
+    plan = _no_fit(profile, None, "Jeg kan ikke finde en blanket, der passer til det.")
+    if faq_decision.kind == "sure":
+        topic = faq.load_faq_catalogue(profile).get(faq_decision.hits[0].id)
+        plan["messages"][0]["buttons"].insert(
+            0, {"title": f"Læs om: {topic.title}", "payload": payload("ask_question", faq_id=topic.id)}
+        )
+        plan["suggested_faq"] = topic.id
+    return plan
+
+
+def _no_fit(profile: Profile, topic: Optional[str], first: str) -> Dict[str, Any]:
+    text = (
+        f"{first} Du kan se alle blanketter her: {profile.forms_page_url}\n"
+        "Du kan også få hjælp fra AF. Hvad vil du?"
+    )
+    return {"kind": "none", "form_id": None, "messages": [{"text": text, "buttons": help_buttons(profile, topic)}]}
+
+
+def _chosen_entity(latest_message: Dict[str, Any], name: str) -> Optional[str]:
+    for entity in latest_message.get("entities") or []:
+        if entity.get("entity") == name and entity.get("value"):
+            return str(entity["value"]).strip()
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Rasa action (rasa_sdk is imported here only, so the search can be used without it)
+
+try:
+    from rasa_sdk import Action, Tracker
+    from rasa_sdk.events import SlotSet
+    from rasa_sdk.executor import CollectingDispatcher
+except ImportError:  # pragma: no cover - the action server always has rasa_sdk
+    Action = object  # type: ignore
+
+
+def plan_to_events(plan: Dict[str, Any]) -> List[Dict[str, Any]]:
+    return [
+        SlotSet("form_id", plan.get("form_id")),
+        SlotSet("faq_id", plan.get("faq_id")),
+        SlotSet("faq_feedback_pending", bool(plan.get("ask_feedback"))),
+    ]
+
+
+def dispatch_plan(dispatcher: "CollectingDispatcher", plan: Dict[str, Any]) -> None:
+    for message in plan["messages"]:
+        dispatcher.utter_message(text=message["text"], buttons=message.get("buttons") or [])
+
+
+class ActionFindForm(Action):
+    def name(self) -> str:
+        return "action_find_form"
+
+    async def run(self, dispatcher, tracker, domain):
+        latest = tracker.latest_message or {}
+        text = latest.get("text") or ""
+        chosen = _chosen_entity(latest, "form_id")
+        profile = get_profile()
+        plan = await asyncio.to_thread(plan_form_reply, text, chosen, profile)
+        dispatch_plan(dispatcher, plan)
+        return plan_to_events(plan)
