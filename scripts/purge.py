@@ -13,8 +13,10 @@ What is purged:
   ``settings.tracker_db_path`` or PostgreSQL when ``AF_TRACKER_STORE=postgres``.
   SQLite is opened with ``secure_delete`` and vacuumed afterwards, so the
   deleted messages do not linger in free pages of the file;
-* the outbox's delivered entries older than the limit (``actions.outbox``,
-  when that module offers ``purge_delivered``);
+* the outbox's delivered entries (receipts; the payload is already cleared on
+  delivery) delivered before the limit. Entries not yet delivered are kept:
+  they are orders ServiceNow has not received. (The outbox worker itself also
+  removes receipts after a week.)
 * our log files under ``settings.log_dir`` not written to for longer than the
   limit.
 
@@ -27,8 +29,10 @@ Exit code 0 on success, 1 on an error (message in Danish on stderr).
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Union
@@ -123,16 +127,27 @@ def purge_tracker_store(db_url, cutoff: float, dry_run: bool = False, vacuum: bo
         engine.dispose()
 
 
-def purge_outbox(settings: Settings, cutoff: float, dry_run: bool) -> Optional[int]:
-    """Delivered outbox entries older than ``cutoff``; None when the outbox cannot purge."""
-    try:
-        from actions import outbox
-    except ImportError:
-        return None
-    purge = getattr(outbox, "purge_delivered", None)
-    if purge is None:
-        return None
-    return int(purge(settings.outbox_path, cutoff, dry_run=dry_run))
+def purge_outbox(settings: Settings, cutoff: float, dry_run: bool, now: Optional[float] = None) -> int:
+    """Delivered outbox entries (receipts without payload) delivered before ``cutoff``.
+
+    Entries not yet delivered are kept: they are orders ServiceNow has not got.
+    """
+    path = settings.outbox_path
+    if not path.exists():  # no outbox yet; do not create one
+        return 0
+    if dry_run:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
+            try:
+                row = db.execute(
+                    "SELECT COUNT(*) FROM outbox WHERE status='delivered' AND delivered_at<?", (cutoff,)
+                ).fetchone()
+            except sqlite3.OperationalError:  # no outbox table yet
+                return 0
+            return int(row[0])
+    from actions.outbox import Outbox
+
+    now = time.time() if now is None else now
+    return int(Outbox(path).purge_delivered(older_than_seconds=max(0.0, now - cutoff)))
 
 
 def purge_logs(log_dir: Path, cutoff: float, dry_run: bool) -> int:
@@ -177,11 +192,8 @@ def main(argv: Optional[Sequence[str]] = None, settings: Optional[Settings] = No
     try:
         tracker = purge_tracker_store(args.db_url or tracker_db_url(settings), cutoff, dry_run=args.dry_run)
         print(f"Tracker store: {tracker.conversations} samtaler ({tracker.events} hændelser) {verb}.")
-        outbox = purge_outbox(settings, cutoff, args.dry_run)
-        if outbox is None:
-            print("Outbox: ingen oprydning tilgængelig (actions.outbox.purge_delivered findes ikke).")
-        else:
-            print(f"Outbox: {outbox} leverede poster {verb}.")
+        outbox = purge_outbox(settings, cutoff, args.dry_run, now=now)
+        print(f"Udbakke: {outbox} leverede poster {verb} (ikke-leverede bestillinger bliver).")
         if not args.no_logs:
             print(f"Logfiler: {purge_logs(settings.log_dir, cutoff, args.dry_run)} filer {verb}.")
     except Exception as exc:  # an operator's cron job: one clear line, non-zero exit

@@ -163,3 +163,37 @@ def test_postgres_url_comes_from_settings(tmp_path):
     url = purge.tracker_db_url(settings)
     assert url.drivername == "postgresql" and url.host == "db.local" and url.password == "test-pw-from-env"
     assert url.database == "af_assistent"
+
+
+def _outbox_rows(path):
+    with sqlite3.connect(path) as conn:
+        return {row[0]: row[1] for row in conn.execute("SELECT correlation_id, status FROM outbox")}
+
+
+def test_outbox_receipts_older_than_the_limit_go_and_undelivered_orders_stay(tmp_path, capsys):
+    from actions.outbox import Outbox
+
+    settings = _settings(tmp_path, AF_TRACKER_DB_PATH=str(tmp_path / "none.db"))
+    outbox = Outbox(settings.outbox_path)
+    for cid in ("old-delivered", "new-delivered", "old-pending"):
+        outbox.add({"short_description": cid}, correlation_id=cid, correlation_display=cid,
+                   requester_email="leder@buf.kk.dk")
+    outbox.mark_delivered("old-delivered", "AFH0000001", "a" * 32)
+    outbox.mark_delivered("new-delivered", "AFH0000002", "b" * 32)
+    with sqlite3.connect(settings.outbox_path) as conn:
+        conn.execute("UPDATE outbox SET delivered_at=? WHERE correlation_id='old-delivered'", (NOW - 100 * DAY,))
+        conn.execute("UPDATE outbox SET created_at=? WHERE correlation_id='old-pending'", (NOW - 100 * DAY,))
+
+    assert purge.main(["--dry-run", "--no-logs"], settings=settings, now=NOW) == 0
+    assert "Udbakke: 1 leverede poster ville blive slettet" in capsys.readouterr().out
+    assert len(_outbox_rows(settings.outbox_path)) == 3
+
+    assert purge.main(["--no-logs"], settings=settings, now=NOW) == 0
+    assert "Udbakke: 1 leverede poster slettet" in capsys.readouterr().out
+    assert _outbox_rows(settings.outbox_path) == {"new-delivered": "delivered", "old-pending": "pending"}
+
+
+def test_missing_outbox_is_not_created(tmp_path):
+    settings = _settings(tmp_path)
+    assert purge.purge_outbox(settings, NOW, dry_run=False) == 0
+    assert not settings.outbox_path.exists()
