@@ -16,6 +16,7 @@ defaults to ``get_settings()`` / ``get_profile()``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 import threading
@@ -114,7 +115,7 @@ class CaseSummary:
 
 def correlation_display(correlation_id: str) -> str:
     """A short reference a human can read aloud: ``AF-`` + 5 Crockford base32 characters."""
-    value = int(correlation_id[:10], 16)
+    value = int.from_bytes(hashlib.sha256(correlation_id.encode("ascii")).digest()[:8], "big")
     chars = []
     for _ in range(5):
         value, index = divmod(value, 32)

@@ -149,13 +149,13 @@ class Outbox:
                 (number, sys_id, time.time(), correlation_id),
             )
 
-    def release(self, correlation_id: str, error: str, delay_seconds: float) -> None:
-        """Delivery failed: try again after ``delay_seconds``."""
+    def release(self, correlation_id: str, error: str, delay_seconds: float, attempted: bool = True) -> None:
+        """Delivery failed (or was not tried): try again after ``delay_seconds``."""
         with self._connect() as db:
             db.execute(
-                "UPDATE outbox SET attempts=attempts+1, last_error=?, next_attempt_at=?, claimed_until=0"
+                "UPDATE outbox SET attempts=attempts+?, last_error=?, next_attempt_at=?, claimed_until=0"
                 " WHERE correlation_id=? AND status='pending'",
-                (error[:500], time.time() + delay_seconds, correlation_id),
+                (1 if attempted else 0, error[:500], time.time() + delay_seconds, correlation_id),
             )
 
     def purge_delivered(self, older_than_seconds: float = DELIVERED_KEEP_SECONDS) -> int:
@@ -213,7 +213,7 @@ def deliver_due(outbox: Outbox, client, interval_seconds: float, limit: int = 50
             if isinstance(exc, ServiceNowUnavailable):
                 for later in entries[index + 1:]:  # do not hammer a system that is down
                     outbox.release(later.correlation_id, "ikke forsøgt: ServiceNow svarer ikke",
-                                   retry_delay(later.attempts, interval_seconds))
+                                   retry_delay(later.attempts, interval_seconds), attempted=False)
                 break
             log.error("Udbakke: %s (%s) kunne ikke leveres: %s", entry.correlation_display, entry.correlation_id, exc)
         except Exception as exc:  # never lose an entry to a bug: release it and go on

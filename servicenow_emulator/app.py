@@ -333,6 +333,8 @@ class Emulator:
             status = int(self.random.choice(faults.error_statuses))
         if phase == "mixed":
             phase = self.random.choice(["before", "after"])
+        if status == 429:
+            phase = "before"  # rate limiting refuses a request; it never processes it first
         if faults.latency_ms and faults.latency_phase == "before":
             await asyncio.sleep(faults.latency_ms / 1000)
         if status is not None and phase == "before":
@@ -436,9 +438,12 @@ def _links(request: web.Request, total: int, limit: int, offset: int) -> str:
     return ",".join(parts)
 
 
+EMULATOR_KEY = web.AppKey("emulator", Emulator)
+
+
 def create_app(emulator: Emulator) -> web.Application:
     app = web.Application(middlewares=[emulator.middleware], client_max_size=1024 * 1024)
-    app["emulator"] = emulator
+    app[EMULATOR_KEY] = emulator
     app.router.add_post(TOKEN_PATH, emulator.oauth_token)
     app.router.add_post(API_PREFIX + "{table}", emulator.create)
     app.router.add_get(API_PREFIX + "{table}", emulator.list)

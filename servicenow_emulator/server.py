@@ -102,6 +102,10 @@ class ThreadedEmulator:
         self._ready.set()
         self._loop.run_forever()
         self._loop.run_until_complete(self.server.stop())
+        pending = [task for task in asyncio.all_tasks(self._loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self._loop.close()
 
     def start(self) -> "ThreadedEmulator":
