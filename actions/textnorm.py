@@ -37,7 +37,7 @@ STOPWORDS = frozenset(
     man mange med meget men mig min mine mit mon maa maaske naar nej noget nogen nogle nu og ogsaa om os paa sig sin
     sine sit skal skulle som saa sammen tak til tror under ud var vi vil ville vores vaeret
     ja okay ok hmm hey hallo hi venlig venlige hilsen mvh please
-    uge ugen uger naeste dage dagen to tre fire fem hold holde holder holdt
+    uge ugen uger naeste dage dagen to tre fire fem hold holde holder holdt arbejde arbejder arbejdet arbejdede
     blanket blanketten blanketter blanketterne skema skemaet skemaer formular formularen link linket
     finde finder findes fandt hjaelp hjaelpe hjaelper bruge bruger brugt brug spoerge spoergsmaal
     medarbejder medarbejderen medarbejdere medarbejderne ansat ansatte kollega kollegaen
@@ -181,8 +181,9 @@ class TermMatcher:
             for v in self._long:
                 if len(v) >= 5 and len(term) - len(v) >= 3 and (term.startswith(v) or term.endswith(v)):
                     found[v] = max(found.get(v, 0.0), COMPOUND * 0.8)
-        if not found and len(term) >= 4:
-            # typos: one edit in short words, two in long ones; never between two short stems
+        if len(term) >= 4:
+            # typos: one edit in short words, two in long ones; never between two short stems.
+            # Also for compounds: a misspelt known compound ("barselsorlv") beats its parts.
             limit = 1 if len(term) < 8 else 2
             for v in self._long:
                 if len(v) < 5:
@@ -208,12 +209,21 @@ class TermMatcher:
                 tail = term[i + len(link):]
                 if len(tail) < 4:
                     continue
-                tail_known = self._known(tail)
+                tail_known = self._known(tail) or self._typo_neighbour(tail)
                 if tail_known:
                     parts.extend([head_known, tail_known])
         # keep order, drop duplicates
         seen = set()
         return [p for p in parts if not (p in seen or seen.add(p))]
+
+    def _typo_neighbour(self, word: str) -> str:
+        """A vocabulary stem one edit away from ``word`` ("vikr" -> "vikar"), else ''."""
+        if len(word) < 4:
+            return ""
+        for v in self._long:
+            if len(v) >= 5 and edit_distance(word, v, 1) <= 1:
+                return v
+        return ""
 
     def _known(self, word: str) -> str:
         """The vocabulary stem for ``word`` (as is, or stemmed), else ''."""
