@@ -4,6 +4,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONWARNINGS := ignore::DeprecationWarning,ignore::PendingDeprecationWarning
 # make run is the development stack unless the operator says otherwise.
 AF_MODE ?= development
 

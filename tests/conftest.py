@@ -1,0 +1,143 @@
+"""Shared pytest fixtures.
+
+`stack` starts the whole running system (scripts/run.py: emulator, action
+server, outbox worker, Rasa server, web) once per test session, on free
+loopback ports, with its own var/ and logs/ folders, in development mode.
+Tests that need it are marked `stack` implicitly by using the fixture.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from actions.identity import issue_token  # noqa: E402
+from actions.settings import load_settings  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    env: Dict[str, str]
+    var_dir: Path
+    log_dir: Path
+    rasa_url: str
+    actions_url: str
+    emulator_url: str
+    web_url: str
+    api_token: str
+    process: subprocess.Popen
+    _counter: List[int] = field(default_factory=lambda: [0])
+
+    @property
+    def settings(self):
+        return load_settings(self.env)
+
+    def token_for(self, name="Mette Hansen", email="mette.hansen@buf.kk.dk", institution="Valby Skole", **extra) -> str:
+        return issue_token({"name": name, "email": email, "institution": institution, **extra}, self.settings)
+
+    def new_sender(self, prefix: str = "test") -> str:
+        self._counter[0] += 1
+        return f"{prefix}-{os.getpid()}-{self._counter[0]}-{time.monotonic_ns() % 100000}"
+
+    def send(self, sender: str, message: str, metadata: Optional[Dict[str, Any]] = None,
+             token: Optional[str] = None, timeout: float = 30) -> List[Dict[str, Any]]:
+        """Send a message through the REST channel and return the bot's messages."""
+        metadata = dict(metadata or {})
+        if token is not None:
+            metadata.setdefault("identity_token", token)
+        response = requests.post(
+            f"{self.rasa_url}/webhooks/rest/webhook",
+            json={"sender": sender, "message": message, "metadata": metadata},
+            timeout=timeout,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def tracker(self, sender: str) -> Dict[str, Any]:
+        response = requests.get(
+            f"{self.rasa_url}/conversations/{sender}/tracker", params={"token": self.api_token}, timeout=30
+        )
+        response.raise_for_status()
+        return response.json()
+
+
+def _wait_ready(process: subprocess.Popen, log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"The stack stopped during start-up:\n{log_path.read_text()[-4000:]}")
+        if "AF-assistenten kører" in log_path.read_text(errors="replace"):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"The stack did not start within {timeout} s:\n{log_path.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Stack:
+    base = tmp_path_factory.mktemp("stack")
+    var_dir, log_dir = base / "var", base / "logs"
+    ports = {name: free_port() for name in ("rasa", "actions", "emulator", "web")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AF_", "SERVICENOW_", "RASA_API"))}
+    env.update(
+        {
+            "AF_MODE": "development",
+            "AF_VAR_DIR": str(var_dir),
+            "AF_LOG_DIR": str(log_dir),
+            "AF_RASA_PORT": str(ports["rasa"]),
+            "AF_ACTIONS_PORT": str(ports["actions"]),
+            "AF_EMULATOR_PORT": str(ports["emulator"]),
+            "AF_WEB_PORT": str(ports["web"]),
+            "AF_OUTBOX_INTERVAL_SECONDS": "1",
+            "PYTHONPATH": str(ROOT),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        }
+    )
+    settings = load_settings(env)
+    model = subprocess.run(
+        [sys.executable, "scripts/model.py", "ensure"], cwd=ROOT, env=env, check=True,
+        capture_output=True, text=True,
+    ).stdout.strip()
+    out_path = base / "run.out"
+    out = open(out_path, "wb")
+    process = subprocess.Popen(
+        [sys.executable, "scripts/run.py", model], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        _wait_ready(process, out_path, timeout=240)
+    except Exception:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+        raise
+    stack = Stack(
+        env=env, var_dir=var_dir, log_dir=log_dir,
+        rasa_url=f"http://127.0.0.1:{ports['rasa']}",
+        actions_url=f"http://127.0.0.1:{ports['actions']}",
+        emulator_url=f"http://127.0.0.1:{ports['emulator']}",
+        web_url=f"http://127.0.0.1:{ports['web']}",
+        api_token=settings.rasa_api_token, process=process,
+    )
+    yield stack
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)

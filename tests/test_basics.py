@@ -1,0 +1,75 @@
+"""Conversation basics: session start sets identity only from a verified token; fallback escalates."""
+import asyncio
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.basics import ActionHandleFallback, ActionSessionStart, consecutive_fallbacks
+from actions.identity import issue_token
+from actions.settings import get_settings
+
+
+def _user(intent, text="x", metadata=None):
+    return {"event": "user", "text": text, "parse_data": {"intent": {"name": intent}}, "metadata": metadata or {}}
+
+
+def _tracker(events, slots=None):
+    return Tracker("s1", slots or {}, {}, events, False, None, {}, "action_listen")
+
+
+def _run(action, tracker):
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(action.run(dispatcher, tracker, {}))
+    return dispatcher.messages, events
+
+
+def _slots(events):
+    return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+
+
+def test_session_start_sets_identity_from_a_valid_token(monkeypatch):
+    monkeypatch.setenv("AF_MODE", "development")
+    get_settings.cache_clear()
+    token = issue_token({"name": "Mette Hansen", "email": "mette.hansen@buf.kk.dk", "institution": "Valby Skole"})
+    messages, events = _run(ActionSessionStart(), _tracker([], {"session_started_metadata": {"identity_token": token}}))
+    slots = _slots(events)
+    assert slots["leader_email"] == "mette.hansen@buf.kk.dk"
+    assert slots["leader_unit"] == "af-syd"
+    assert slots["af_phone"]
+    assert messages == []  # first session: the greeting comes from the conversation, not twice
+    get_settings.cache_clear()
+
+
+def test_session_start_ignores_a_forged_token_and_plain_identity_metadata(monkeypatch):
+    monkeypatch.setenv("AF_MODE", "development")
+    get_settings.cache_clear()
+    metadata = {"identity_token": "abc.def.ghi", "email": "chef@buf.kk.dk", "leader_email": "chef@buf.kk.dk"}
+    _, events = _run(ActionSessionStart(), _tracker([], {"session_started_metadata": metadata}))
+    assert _slots(events)["leader_email"] is None
+    get_settings.cache_clear()
+
+
+def test_a_returning_leader_is_greeted_again_in_the_new_session():
+    messages, _ = _run(ActionSessionStart(), _tracker([{"event": "session_started"}, _user("greet")]))
+    assert "Velkommen tilbage" in messages[0]["text"]
+    assert any(b["payload"] == "/find_form" for b in messages[0]["buttons"])
+
+
+def test_first_misunderstanding_asks_to_rephrase_with_the_main_menu():
+    tracker = _tracker([_user("greet"), {"event": "bot"}, _user("nlu_fallback")])
+    assert consecutive_fallbacks(tracker) == 1
+    messages, _ = _run(ActionHandleFallback(), tracker)
+    assert "forstod jeg ikke" in messages[0]["text"]
+    assert len(messages[0]["buttons"]) == 6
+
+
+def test_second_misunderstanding_in_a_row_offers_a_case_or_a_person():
+    tracker = _tracker([_user("nlu_fallback"), {"event": "bot"}, _user("nlu_fallback")])
+    messages, _ = _run(ActionHandleFallback(), tracker)
+    payloads = [b["payload"] for b in messages[0]["buttons"]]
+    assert "/request_help" in payloads and "/human_handoff" in payloads
+
+
+def test_understood_message_in_between_resets_the_count():
+    tracker = _tracker([_user("nlu_fallback"), _user("greet"), _user("nlu_fallback")])
+    assert consecutive_fallbacks(tracker) == 1
