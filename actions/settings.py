@@ -27,6 +27,9 @@ DEV_SERVICENOW_PASSWORD = "udvikling-servicenow"
 DEV_SERVICENOW_CLIENT_ID = "af-assistent-dev"
 DEV_SERVICENOW_CLIENT_SECRET = "udvikling-oauth-hemmelighed"
 DEV_WEB_SESSION_KEY = "udvikling-web-sessionsnoegle"
+# The demo supporter seeded in development mode (web/support_auth.py, docs/handoff.md).
+DEV_SUPPORTER_USERNAME = "demo.supporter"
+DEV_SUPPORTER_PASSWORD = "udvikling-support"
 
 
 class ConfigError(ValueError):
@@ -145,6 +148,9 @@ class Settings:
     web_session_minutes: int
     supporters_file: Path
     handoff_wait_seconds: int
+    handoff_presence_seconds: int
+    handoff_opening_hours: str
+    handoff_db_path: Path
     # Input handling and retention
     max_message_length: int
     retention_days: int
@@ -226,6 +232,9 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         web_session_minutes=_int(env, "AF_WEB_SESSION_MINUTES", 480, 1, 24 * 60),
         supporters_file=_path(env, "AF_SUPPORTERS_FILE", var_dir / "supporters.yml"),
         handoff_wait_seconds=_int(env, "AF_HANDOFF_WAIT_SECONDS", 180, 5, 3600),
+        handoff_presence_seconds=_int(env, "AF_HANDOFF_PRESENCE_SECONDS", 90, 10, 3600),
+        handoff_opening_hours=_str(env, "AF_HANDOFF_OPENING_HOURS", "always" if dev else "profile").lower(),
+        handoff_db_path=_path(env, "AF_HANDOFF_DB_PATH", var_dir / "handoff.sqlite3"),
         max_message_length=_int(env, "AF_MAX_MESSAGE_LENGTH", 2000, 50, 100_000),
         retention_days=_int(env, "AF_RETENTION_DAYS", 90, 1, 3650),
         tracker_db_path=_path(env, "AF_TRACKER_DB_PATH", var_dir / "tracker.db"),
@@ -244,6 +253,8 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
     )
     if settings.tracker_store not in {"sqlite", "postgres"}:
         raise ConfigError("AF_TRACKER_STORE skal være sqlite eller postgres")
+    if settings.handoff_opening_hours not in {"profile", "always"}:
+        raise ConfigError("AF_HANDOFF_OPENING_HOURS skal være profile eller always")
     if settings.lock_store not in {"memory", "redis"}:
         raise ConfigError("AF_LOCK_STORE skal være memory eller redis")
     if not settings.profile_dir.is_dir():
