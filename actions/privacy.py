@@ -269,3 +269,33 @@ def _attach_to_root_handlers() -> None:
     for handler in logging.getLogger().handlers:
         if _FILTER not in handler.filters:
             handler.addFilter(_FILTER)
+
+
+def route_structlog_through_logging(level: int = logging.INFO) -> bool:
+    """Send structlog's output (Rasa 3.6 logs with it) through stdlib logging.
+
+    Unconfigured, structlog prints EVERY level, debug included, straight to
+    stdout: Rasa's ``processor.message.parse ... parse_data_text=<the message>``
+    lines end up in logs/rasa.log, past the log filter. After this call,
+    records below ``level`` are dropped and the rest are ordinary log records,
+    masked by :func:`install_log_filter`. Call it in the Rasa server process
+    before Rasa handles a message. Returns False when structlog is missing.
+    structlog is imported lazily: importing this module stays stdlib-only.
+    """
+    try:
+        import structlog
+    except ImportError:  # pragma: no cover - not in the Rasa venv
+        return False
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            structlog.processors.add_log_level,
+            structlog.processors.format_exc_info,
+            structlog.processors.KeyValueRenderer(key_order=["event"], drop_missing=True),
+        ],
+        context_class=dict,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,
+    )
+    return True

@@ -340,3 +340,26 @@ def test_log_filter_hides_api_tokens_in_logged_urls():
     line = record.getMessage()
     assert "s3cr3t" not in line and "eyJhbGci" not in line
     assert "?token=[skjult]&include_events=ALL" in line
+
+
+def test_structlog_output_goes_through_the_filter_and_respects_the_level(tmp_path):
+    """Rasa 3.6 logs with structlog; unconfigured it prints debug lines with message text to stdout."""
+    log_file = tmp_path / "s.log"
+    code = f"""
+import logging, sys
+sys.path.insert(0, {str(__import__('pathlib').Path(__file__).resolve().parent.parent)!r})
+import structlog
+early = structlog.get_logger()  # like Rasa's module-level loggers, created before configuration
+from actions.privacy import install_log_filter, route_structlog_through_logging
+install_log_filter()
+logging.basicConfig(filename={str(log_file)!r}, level=logging.INFO)
+assert route_structlog_through_logging(logging.INFO)
+early.debug("processor.message.parse", parse_data_text="hemmelig besked 010203-1234")
+early.info("processor.info", text="cpr 0102031234 her")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "hemmelig" not in result.stdout + result.stderr  # nothing printed past logging
+    content = log_file.read_text()
+    assert "hemmelig besked" not in content  # debug dropped at INFO
+    assert "processor.info" in content and CPR_MASK in content and "1234" not in content
