@@ -53,6 +53,9 @@ _REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no
 _REQUEST_TYPE_LABELS = {"help": "Hjælp", "meeting": "Møde"}
 _CHANNEL_LABELS = {"fysisk": "fysisk møde", "telefon": "telefon", "teams": "Teams"}
 SHORT_DESCRIPTION_MAX = 160
+# A leader is waiting: stop retrying after this long and queue the request instead
+# (the outbox worker's client has no such budget).
+INTERACTIVE_BUDGET_SECONDS = 15.0
 DESCRIPTION_MAX = 4000
 
 try:  # the shared CPR masking, if present
@@ -134,7 +137,7 @@ def _time_text(stamp: float) -> str:
 
 class CaseService:
     def __init__(self, settings=None, profile=None, client: Optional[ServiceNowClient] = None,
-                 outbox: Optional[Outbox] = None):
+                 outbox: Optional[Outbox] = None, budget_seconds: float = INTERACTIVE_BUDGET_SECONDS):
         if settings is None:
             from actions.settings import get_settings
 
@@ -145,7 +148,7 @@ class CaseService:
             profile = load_profile(settings.profile_dir) if settings is not None else get_profile()
         self.settings = settings
         self.profile = profile
-        self.client = client or ServiceNowClient(settings)
+        self.client = client or ServiceNowClient(settings, budget_seconds=budget_seconds)
         self.outbox = outbox or Outbox(settings.outbox_path)
 
     # -- building the case --------------------------------------------------

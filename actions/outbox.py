@@ -199,7 +199,7 @@ def retry_delay(attempts: int, interval_seconds: float) -> float:
 
 def deliver_due(outbox: Outbox, client, interval_seconds: float, limit: int = 50) -> DeliveryReport:
     """Deliver the entries that are due. Stops early when ServiceNow is unavailable."""
-    from actions.servicenow_client import ServiceNowError, ServiceNowUnavailable
+    from actions.servicenow_client import ServiceNowAuthError, ServiceNowError, ServiceNowUnavailable
 
     report = DeliveryReport()
     lease = client.max_operation_seconds() + 30
@@ -210,7 +210,7 @@ def deliver_due(outbox: Outbox, client, interval_seconds: float, limit: int = 50
         except ServiceNowError as exc:
             report.failed += 1
             outbox.release(entry.correlation_id, str(exc), retry_delay(entry.attempts, interval_seconds))
-            if isinstance(exc, ServiceNowUnavailable):
+            if isinstance(exc, (ServiceNowUnavailable, ServiceNowAuthError)):
                 for later in entries[index + 1:]:  # do not hammer a system that is down
                     outbox.release(later.correlation_id, "ikke forsøgt: ServiceNow svarer ikke",
                                    retry_delay(later.attempts, interval_seconds), attempted=False)

@@ -114,7 +114,7 @@ class ServiceNowRequestError(ServiceNowError):
     """ServiceNow refused the request (4xx other than 401/404/429). Not retried."""
 
 
-class ServiceNowNotConfigured(ServiceNowError):
+class ServiceNowNotConfigured(ServiceNowUnavailable):
     """SERVICENOW_URL (or the credentials) are not set."""
 
 
@@ -230,10 +230,14 @@ class ServiceNowClient:
         self,
         settings: Optional[Settings] = None,
         *,
+        budget_seconds: Optional[float] = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: Optional[random.Random] = None,
     ):
+        """``budget_seconds``: stop retrying when the next retry would start later than
+        this after the operation began (a leader is waiting); None: retries only."""
         self.settings = settings or get_settings()
+        self.budget_seconds = budget_seconds
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._local = threading.local()
@@ -385,19 +389,29 @@ class ServiceNowClient:
             raise ServiceNowError(f"ServiceNow-fejl: {message}", status, detail)
         raise ServiceNowRequestError(f"ServiceNow afviste forespørgslen: {message}", status, detail)
 
+    def _may_retry(self, exc: _Retryable, attempt: int, started: float) -> Optional[float]:
+        """The delay before the next attempt, or None when it is time to give up."""
+        if attempt + 1 >= self.settings.servicenow_max_retries + 1:
+            return None
+        if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER_SECONDS:
+            return None
+        delay = self._backoff(attempt, exc.retry_after)
+        if self.budget_seconds is not None and time.monotonic() - started + delay > self.budget_seconds:
+            return None
+        return delay
+
     def _with_retries(self, operation: Callable[[], Any], what: str) -> Any:
         attempts = self.settings.servicenow_max_retries + 1
+        started = time.monotonic()
         last: Optional[_Retryable] = None
         for attempt in range(attempts):
             try:
                 return operation()
             except _Retryable as exc:
                 last = exc
-                if attempt + 1 >= attempts:
+                delay = self._may_retry(exc, attempt, started)
+                if delay is None:
                     break
-                if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER_SECONDS:
-                    break
-                delay = self._backoff(attempt, exc.retry_after)
                 log.info("ServiceNow %s: %s; prøver igen om %.2f s", what, exc, delay)
                 self._sleep(delay)
         assert last is not None
@@ -490,6 +504,7 @@ class ServiceNowClient:
         correlation_id = validate_correlation_id(str(record.get(F_CORRELATION_ID, "")))
         uncertain = lookup_first
         attempts = self.settings.servicenow_max_retries + 1
+        started = time.monotonic()
         last: Optional[_Retryable] = None
         for attempt in range(attempts):
             try:
@@ -512,18 +527,17 @@ class ServiceNowClient:
             except _Retryable as exc:
                 last = exc
                 uncertain = uncertain or exc.uncertain
-                if attempt + 1 >= attempts:
+                delay = self._may_retry(exc, attempt, started)
+                if delay is None:
                     break
-                if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER_SECONDS:
-                    break
-                delay = self._backoff(attempt, exc.retry_after)
                 log.info("ServiceNow oprettelse: %s; prøver igen om %.2f s", exc, delay)
                 self._sleep(delay)
         assert last is not None
         raise ServiceNowUnavailable(f"ServiceNow svarer ikke (oprettelse): {last}", last.status)
 
     def update_record(self, sys_id: str, values: Dict[str, Any]) -> Optional[Dict[str, str]]:
-        """PATCH a record (idempotent, so plain retries are safe). None on 404."""
+        """PATCH a record; None on 404. Plain retries are safe for ordinary fields, but
+        not for the journal fields (comments/work_notes append an entry each time)."""
         if not SYS_ID_PATTERN.match(sys_id or ""):
             raise InvalidQueryValue("ugyldigt sys_id")
 

@@ -240,3 +240,31 @@ def test_module_functions_use_the_configured_service(service):
         assert run(get_case(created.number, METTE)).number == created.number
     finally:
         set_service(None)
+
+
+def test_a_waiting_leader_is_answered_within_the_budget(emulator, admin, tmp_path):
+    settings = test_settings(emulator.url, tmp_path, SERVICENOW_MAX_RETRIES="10", SERVICENOW_BACKOFF_SECONDS="0.4")
+    impatient = CaseService(settings, budget_seconds=1.0)
+    admin.faults(next_statuses=[503] * 30)
+    started = time.monotonic()
+    result = run(impatient.submit_case(help_request()))
+    assert result.status == "queued"
+    assert time.monotonic() - started < 2.5
+    assert impatient.outbox.count_pending() == 1
+    admin.reset_faults()
+    assert deliver_due(impatient.outbox, impatient.client, 0.05).delivered == 1
+    assert len(admin.cases()) == 1
+
+
+def test_production_without_servicenow_url_queues_instead_of_failing(tmp_path):
+    from actions.settings import load_settings
+
+    settings = load_settings({"AF_MODE": "production", "AF_VAR_DIR": str(tmp_path),
+                              "AF_OUTBOX_PATH": str(tmp_path / "outbox.sqlite3")})
+    assert settings.servicenow_url == ""
+    unconfigured = CaseService(settings)
+    result = run(unconfigured.submit_case(help_request()))
+    assert result.status == "queued"
+    assert unconfigured.outbox.count_pending() == 1
+    with pytest.raises(CaseServiceUnavailable):
+        run(unconfigured.list_open_cases(METTE))
