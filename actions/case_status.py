@@ -1,0 +1,204 @@
+"""Status of the leader's cases.
+
+"Hvad sker der med min sag?" lists the leader's own open cases (number, short
+description, state in Danish, last update), newest first, at most five. With
+a case number ("status på AFH0001234") it shows that case only if it belongs
+to the leader. An unknown, malformed or foreign number -- or an attempt to
+smuggle a ServiceNow query into the number -- gets one and the same answer,
+so nothing reveals whether a number exists.
+
+Whose cases: the verified ``leader_email`` from the identity token; only in
+development without a token, the ``contact_email`` the leader typed (asked
+for once by ``case_status_form``; see requests_form.py for why it is a
+separate slot).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional, Text
+from zoneinfo import ZoneInfo
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions import danish_time
+from actions.profile import Profile, get_profile
+from actions.requests_form import ContactEmailMixin, requester_email
+
+log = logging.getLogger(__name__)
+
+MAX_CASES = 5
+CASE_NUMBER = re.compile(r"^AFH\d{7}$")
+QUEUED_REFERENCE = re.compile(r"^AF-[0-9A-Z]{5}$")
+# Anything in the message that looks like an attempt at a case number: a word with
+# at least three digits, or starting with AF. Taken whole (up to white space) so
+# "AFH0001001^ORrequester_email!=x" stays one malformed token.
+_CANDIDATE = re.compile(r"(?<!\S)(\S*\d{3,}\S*|AF[HK]?-?\S+)", re.IGNORECASE)
+_TRAILING = ".,;:!?)\"'»"
+# ServiceNow encoded-query syntax has no business in a case number.
+_QUERY_SYNTAX = re.compile(r"\^|javascript:|[=<>]|\bNQ\b|ORDERBY", re.IGNORECASE)
+
+
+def case_number_candidate(text: str) -> Optional[str]:
+    """The case number the leader wrote (normalised), a malformed token, or None."""
+    if not text or text.startswith("/"):
+        return None
+    text = re.sub(r"\b(AF[HK]?)[\s-]+(\d{3,})\b", r"\1\2", text, flags=re.IGNORECASE)
+    for token in text.split():
+        if _QUERY_SYNTAX.search(token):
+            return token.upper()  # malformed on purpose: gets the not-found answer
+    for match in _CANDIDATE.finditer(text):
+        token = match.group(1).strip(_TRAILING).lstrip("(\"'«#")
+        if "@" in token:  # an e-mail address is not a case number
+            continue
+        if not token:
+            continue
+        upper = token.upper()
+        if upper.isdigit() and len(upper) <= 7:
+            return f"AFH{int(upper):07d}"  # "sag 1234" -> AFH0001234
+        return upper
+    return None
+
+
+def requested_number(tracker: Tracker) -> Optional[str]:
+    """The number in the leader's latest status question (the e-mail may have come after it)."""
+    for event in reversed(tracker.events or []):
+        if event.get("event") != "user":
+            continue
+        parse = event.get("parse_data") or {}
+        if (parse.get("intent") or {}).get("name") != "case_status":
+            if _is_email_answer(event):
+                continue  # the e-mail the status form asked for; the question came before it
+            return None
+        entity = next(
+            (e.get("value") for e in parse.get("entities", []) if e.get("entity") == "case_number" and e.get("value")),
+            None,
+        )
+        if entity:
+            return str(entity).strip().upper()
+        return case_number_candidate(event.get("text") or "")
+    return None
+
+
+def _is_email_answer(event: Dict[str, Any]) -> bool:
+    return "@" in (event.get("text") or "")
+
+
+def render_updated(updated_on: str, profile: Profile, now: Optional[datetime] = None) -> str:
+    """ServiceNow's 'YYYY-MM-DD HH:MM:SS' (UTC) as Danish local time."""
+    try:
+        moment = datetime.strptime(updated_on.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+    except (ValueError, AttributeError):
+        return updated_on or "ukendt"
+    local = moment.astimezone(ZoneInfo(profile.timezone))
+    return danish_time.render_datetime(local, now)
+
+
+def case_line(case: Any, profile: Profile, now: Optional[datetime] = None) -> str:
+    return (
+        f"• {case.number} – {case.short_description or 'uden titel'}\n"
+        f"  Status: {case.state_label}. Senest opdateret {render_updated(case.updated_on, profile, now)}."
+    )
+
+
+def not_found_text(profile: Profile) -> str:
+    # The same answer for unknown, malformed and other leaders' numbers.
+    return (
+        "Jeg kan ikke finde en sag med det nummer blandt dine sager. "
+        "Tjek nummeret – det står i den mail, du fik, og ser fx sådan ud: AFH0001234. "
+        "Skriv \"mine sager\", hvis du vil se alle dine åbne sager."
+    )
+
+
+def unavailable_text(profile: Profile) -> str:
+    return (
+        "Jeg kan ikke slå dine sager op lige nu, fordi sagssystemet ikke svarer. "
+        f"Prøv igen om lidt, eller ring til AF på {profile.phone} ({profile.phone_hours})."
+    )
+
+
+def _case_service():
+    """The ServiceNow facade (a seam for tests)."""
+    from actions import case_service
+
+    return case_service
+
+
+def _now(profile: Profile) -> datetime:
+    return datetime.now(ZoneInfo(profile.timezone))
+
+
+class ActionCaseStatus(Action):
+    def name(self) -> Text:
+        return "action_case_status"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        profile = get_profile()
+        service = _case_service()
+        email = requester_email(tracker)
+        if not email:
+            dispatcher.utter_message(
+                text=(
+                    "Jeg kan ikke se, hvem du er, så jeg kan ikke slå dine sager op. "
+                    f"Ring til AF på {profile.phone}, så hjælper de dig."
+                )
+            )
+            return []
+        number = requested_number(tracker)
+        now = _now(profile)
+        try:
+            if number:
+                case = None
+                if CASE_NUMBER.match(number) or QUEUED_REFERENCE.match(number):
+                    case = await service.get_case(number, email)
+                if case is None:
+                    dispatcher.utter_message(text=not_found_text(profile))
+                else:
+                    dispatcher.utter_message(text=f"Her er din sag:\n{case_line(case, profile, now)}")
+                return []
+            cases = list(await service.list_open_cases(email, limit=MAX_CASES))[:MAX_CASES]
+        except service.CaseServiceUnavailable:
+            dispatcher.utter_message(text=unavailable_text(profile))
+            return []
+        except Exception:  # never crash the conversation
+            log.exception("Opslag af sager fejlede")
+            dispatcher.utter_message(text=unavailable_text(profile))
+            return []
+        if not cases:
+            dispatcher.utter_message(
+                text="Du har ingen åbne sager hos AF lige nu. Vil du bestille hjælp eller booke et møde?",
+                buttons=[
+                    {"title": "Bestil hjælp", "payload": "/request_help"},
+                    {"title": "Book et møde med AF", "payload": "/book_meeting"},
+                ],
+            )
+            return []
+        heading = "Du har én åben sag:" if len(cases) == 1 else f"Dine {len(cases)} nyeste åbne sager (nyeste først):"
+        lines = [heading] + [case_line(case, profile, now) for case in cases]
+        lines.append("Skriv sagsnummeret, hvis du vil se én bestemt sag.")
+        dispatcher.utter_message(text="\n".join(lines))
+        return []
+
+
+class ValidateCaseStatusForm(ContactEmailMixin, FormValidationAction):
+    """Asks for an e-mail only when there is neither a verified nor a typed one."""
+
+    def name(self) -> Text:
+        return "validate_case_status_form"
+
+    async def required_slots(
+        self,
+        domain_slots: List[Text],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> List[Text]:
+        if tracker.get_slot("leader_email"):
+            return []
+        return ["contact_email"]
