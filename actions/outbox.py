@@ -266,7 +266,7 @@ def main() -> int:
     outbox = Outbox(settings.outbox_path)
     print(
         f"Udbakken leverer til ServiceNow ({settings.servicenow_url or 'SERVICENOW_URL er ikke sat'}) "
-        f"hvert {settings.outbox_interval_seconds:g}. sekund fra {settings.outbox_path}; "
+        f"med {settings.outbox_interval_seconds:g} sekunders mellemrum fra {settings.outbox_path}; "
         f"{outbox.count_pending()} henvendelser venter.",
         flush=True,
     )

@@ -283,6 +283,8 @@ class Emulator:
         down_seconds = float(body.pop("down_seconds", 0) or 0)
         if body.pop("reset", False):
             self.faults = Faults()
+        if "status" in body:  # shorthand: one status for error_rate
+            body["error_statuses"] = [int(body.pop("status"))]
         known = set(Faults.__dataclass_fields__)
         unknown = sorted(set(body) - known)
         if unknown:
