@@ -21,7 +21,8 @@ What differs from ``rasa.core.channels.socketio.SocketIOInput`` (Rasa 3.6):
 * A session id is bound to the leader (e-mail) who first used it, and a
   socket may only send into the session it was confirmed for: nobody can
   join or write into another leader's conversation by sending its id.
-* CORS: only ``settings.allowed_origins`` may connect from a browser.
+* Origins: only ``settings.allowed_origins`` may connect from a browser
+  (checked at connect; CORS headers come from the Rasa server's ``cors``).
 * Every message goes through ``channels.inbound.prepare`` (CPR masking,
   length limit, metadata whitelist) before Rasa sees it.
 
@@ -53,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 MAX_BOUND_SESSIONS = 50_000
+ORIGIN_REFUSED_TEXT = "Chatten kan ikke bruges fra denne side."
 RESTART_TEXT = "Chatten er startet forfra. Genindlæs siden, hvis du mangler noget af samtalen."
 
 
@@ -120,10 +122,13 @@ class AfSocketIOInput(SocketIOInput):
     # -- blueprint -----------------------------------------------------------
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         settings = self.settings
-        origins = list(settings.allowed_origins)
-        # python-engineio checks the Origin header of browser requests itself;
-        # clients without an Origin header (servers, tests) are not browsers.
-        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=origins)
+        # CORS headers come from the Rasa server's own CORS setting (sanic-cors,
+        # `cors=settings.allowed_origins` in scripts/rasa_server.py); letting
+        # engine.io add them as well doubles the header and browsers refuse.
+        # The origin itself is checked in `connect` below, which covers the
+        # websocket transport too (browsers apply no CORS to websockets).
+        # Clients without an Origin header (servers, tests) are not browsers.
+        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[])
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
         self.sio = sio
 
@@ -133,6 +138,10 @@ class AfSocketIOInput(SocketIOInput):
 
         @sio.on("connect", namespace=self.namespace)
         async def connect(sid: Text, environ: Dict, auth: Optional[Dict] = None) -> bool:
+            origin = environ.get("HTTP_ORIGIN")
+            if origin and origin not in settings.allowed_origins:
+                logger.warning("socket.io-forbindelse afvist fra fremmed origin %s", origin)
+                raise ConnectionRefusedError(ORIGIN_REFUSED_TEXT)
             token = auth.get("token") if isinstance(auth, dict) else None
             email: Optional[str] = None
             try:

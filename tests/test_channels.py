@@ -1,0 +1,232 @@
+"""The socket.io and REST channels against a running Rasa server.
+
+The socket.io tests prove the Rasa 3.6 / python-socketio >= 5.10 fix: with
+session persistence the socket must join the session's room, or no reply
+ever arrives. They also check the identity refusal, the session binding
+and the CPR hook at the channel boundary.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import time
+import uuid
+from typing import Any, Dict, List, Optional
+
+import pytest
+import requests
+import socketio
+
+from actions.identity import issue_token
+from actions.settings import load_settings
+from channels.inbound import REFUSAL_EXPIRED, REFUSAL_MISSING
+
+pytest_plugins = ["tests.chat_stack"]
+
+METTE = {"name": "Mette Hansen", "email": "mette.hansen@buf.kk.dk", "institution": "Valby Skole", "unit": "af-syd"}
+JONAS = {"name": "Jonas Nielsen", "email": "jonas.nielsen@buf.kk.dk", "institution": "Børnehuset Mælkebøtten", "unit": "af-syd"}
+
+
+def token_for(stack, identity: Dict[str, str], ttl: int = 3600, key: Optional[str] = None) -> str:
+    settings = load_settings({"AF_MODE": "development", "AF_IDENTITY_JWT_KEY": key or stack.identity_key})
+    return issue_token(identity, settings, ttl_seconds=ttl)
+
+
+class ChatClient:
+    """A socket.io client speaking the widget's protocol (polling transport)."""
+
+    def __init__(self, stack, token: Optional[str]) -> None:
+        self.stack = stack
+        self.token = token
+        self.sio = socketio.Client(reconnection=False)
+        self.events: "queue.Queue[tuple]" = queue.Queue()
+        self.sio.on("session_confirm", lambda data: self.events.put(("session_confirm", data)))
+        self.sio.on("bot_uttered", lambda data: self.events.put(("bot_uttered", data)))
+        self.sio.on("connect_error", lambda data=None: self.events.put(("connect_error", data)))
+        self.session_id: Optional[str] = None
+
+    def connect(self) -> None:
+        auth = {"token": self.token} if self.token else None
+        self.sio.connect(self.stack.rasa_url, transports=["polling"], auth=auth, socketio_path="/socket.io", wait_timeout=10)
+
+    def start_session(self, session_id: Optional[str] = None) -> str:
+        self.sio.emit("session_request", {"session_id": session_id, "customData": {"identity_token": self.token}})
+        self.session_id = self.wait_for("session_confirm")
+        return self.session_id
+
+    def say(self, text: str, token: Any = "same") -> None:
+        custom = {"identity_token": self.token if token == "same" else token}
+        self.sio.emit("user_uttered", {"message": text, "session_id": self.session_id, "customData": custom})
+
+    def wait_for(self, kind: str, timeout: float = 30) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                got, data = self.events.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if got == kind:
+                return data
+        raise AssertionError(f"Ingen {kind} inden for {timeout} s")
+
+    def replies(self, timeout: float = 30, quiet: float = 1.5) -> List[Dict[str, Any]]:
+        """All bot messages until the bot has been quiet for ``quiet`` seconds."""
+        got = [self.wait_for("bot_uttered", timeout)]
+        while True:
+            try:
+                kind, data = self.events.get(timeout=quiet)
+            except queue.Empty:
+                return got
+            if kind == "bot_uttered":
+                got.append(data)
+
+    def close(self) -> None:
+        if self.sio.connected:
+            self.sio.disconnect()
+
+
+def user_texts(tracker: Dict[str, Any]) -> List[str]:
+    return [e.get("text") or "" for e in tracker["events"] if e.get("event") == "user"]
+
+
+def test_socketio_reply_reconnect_and_conversation_continues(chat_stack):
+    token = token_for(chat_stack, METTE)
+    first = ChatClient(chat_stack, token)
+    first.connect()
+    session_id = first.start_session()
+    first.say("/greet")
+    greeting = first.replies()
+    assert any("Mette" in (m.get("text") or "") for m in greeting), greeting
+    assert any(m.get("quick_replies") for m in greeting), "hovedmenuens knapper mangler"
+    first.close()
+
+    # A new socket (a page reload) asks for the same session and is answered in it.
+    second = ChatClient(chat_stack, token)
+    second.connect()
+    assert second.start_session(session_id) == session_id
+    second.say("tak for hjælpen")
+    assert second.replies(), "intet svar efter genforbindelse"
+    second.close()
+
+    texts = user_texts(chat_stack.tracker(session_id))
+    assert texts[:1] == ["/greet"] and "tak for hjælpen" in texts
+
+
+def test_socketio_refuses_connection_without_valid_token(chat_stack):
+    for token, expected in [
+        (None, REFUSAL_MISSING),
+        (token_for(chat_stack, METTE, key="en-helt-anden-noegle-end-udviklingsnoeglen"), REFUSAL_MISSING),
+        (token_for(chat_stack, METTE, ttl=-60), REFUSAL_EXPIRED),
+    ]:
+        client = ChatClient(chat_stack, token)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            client.connect()
+        refusal = client.wait_for("connect_error", timeout=5)
+        assert (refusal or {}).get("message") == expected, token
+        client.close()
+
+
+def test_socketio_message_without_token_is_refused_politely_and_not_stored(chat_stack):
+    client = ChatClient(chat_stack, token_for(chat_stack, METTE))
+    client.connect()
+    session_id = client.start_session()
+    client.say("hemmelig besked uden token", token=None)
+    reply = client.wait_for("bot_uttered")
+    assert reply["text"] == REFUSAL_MISSING
+    client.close()
+    r = requests.get(f"{chat_stack.rasa_url}/conversations/{session_id}/tracker",
+                     params={"token": chat_stack.api_token}, timeout=10)
+    assert "hemmelig besked uden token" not in r.text
+
+
+def test_socketio_cpr_is_masked_before_rasa(chat_stack):
+    client = ChatClient(chat_stack, token_for(chat_stack, METTE))
+    client.connect()
+    session_id = client.start_session()
+    client.say("Min medarbejder har CPR 010203-1234, kan du hjælpe?")
+    client.replies()
+    client.close()
+    tracker = chat_stack.tracker(session_id)
+    user_events = [e for e in tracker["events"] if e.get("event") == "user"]
+    assert "[CPR-nummer fjernet]" in user_events[-1]["text"]
+    assert user_events[-1]["metadata"].get("cpr_masked") == 1
+    assert "010203" not in json.dumps(tracker)
+    for log in chat_stack.log_dir.glob("*.log"):
+        assert "010203-1234" not in log.read_text(encoding="utf-8", errors="replace"), log.name
+
+
+def test_socketio_cannot_join_another_leaders_session(chat_stack):
+    mette = ChatClient(chat_stack, token_for(chat_stack, METTE))
+    mette.connect()
+    mettes_session = mette.start_session()
+    jonas = ChatClient(chat_stack, token_for(chat_stack, JONAS))
+    jonas.connect()
+    assert jonas.start_session(mettes_session) != mettes_session
+    # Nor can he write into her conversation by naming it in a message.
+    jonas.sio.emit("user_uttered", {"message": "ind i Mettes samtale", "session_id": mettes_session,
+                                    "customData": {"identity_token": jonas.token}})
+    jonas.wait_for("bot_uttered")
+    mette.close()
+    jonas.close()
+    assert "ind i Mettes samtale" not in user_texts(chat_stack.tracker(mettes_session))
+
+
+def test_socketio_only_allowed_browser_origins(chat_stack):
+    from channels.socketio_channel import ORIGIN_REFUSED_TEXT
+
+    token = token_for(chat_stack, METTE)
+    evil = ChatClient(chat_stack, token)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        evil.sio.connect(chat_stack.rasa_url, transports=["polling"], auth={"token": token},
+                         headers={"Origin": "https://evil.example"}, wait_timeout=10)
+    assert (evil.wait_for("connect_error", timeout=5) or {}).get("message") == ORIGIN_REFUSED_TEXT
+    evil.close()
+    # The page's own origin gets exactly one CORS header (a doubled header makes browsers refuse).
+    ok = requests.get(f"{chat_stack.rasa_url}/socket.io/", params={"EIO": "4", "transport": "polling"},
+                      headers={"Origin": chat_stack.web_url}, timeout=10)
+    assert ok.status_code == 200
+    assert ok.headers.get("Access-Control-Allow-Origin") == chat_stack.web_url
+    foreign = requests.get(f"{chat_stack.rasa_url}/socket.io/", params={"EIO": "4", "transport": "polling"},
+                           headers={"Origin": "https://evil.example"}, timeout=10)
+    assert "Access-Control-Allow-Origin" not in foreign.headers
+
+
+# -- REST --------------------------------------------------------------------------
+def rest(stack, body: Any, headers: Optional[Dict[str, str]] = None) -> requests.Response:
+    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return requests.post(f"{stack.rasa_url}/webhooks/rest/webhook", data=data,
+                         headers={"Content-Type": "application/json", **(headers or {})}, timeout=60)
+
+
+def test_rest_with_token_answers_and_masks_cpr(chat_stack):
+    sender = uuid.uuid4().hex
+    r = rest(chat_stack, {"sender": sender, "message": "/greet", "metadata": {"identity_token": token_for(chat_stack, METTE)}})
+    assert r.status_code == 200 and "Mette" in r.text
+    r = rest(chat_stack, {"sender": sender, "message": "cpr 0102031234 og 311299 1234",
+                          "metadata": {"identity_token": token_for(chat_stack, METTE)}})
+    assert r.status_code == 200 and r.json()
+    assert user_texts(chat_stack.tracker(sender))[-1] == "cpr [CPR-nummer fjernet] og [CPR-nummer fjernet]"
+
+
+def test_rest_refuses_missing_expired_and_forged_tokens(chat_stack):
+    sender = uuid.uuid4().hex
+    for metadata, expected in [
+        ({}, REFUSAL_MISSING),
+        ({"identity_token": token_for(chat_stack, METTE, ttl=-5)}, REFUSAL_EXPIRED),
+        ({"identity_token": token_for(chat_stack, METTE, key="forkert-noegle-forkert-noegle-123")}, None),
+        ({"leader_name": "Mette Hansen", "leader_email": "mette.hansen@buf.kk.dk"}, REFUSAL_MISSING),
+    ]:
+        r = rest(chat_stack, {"sender": sender, "message": "/greet", "metadata": metadata})
+        assert r.status_code == 403, metadata
+        assert r.json()[0]["text"] and (expected is None or r.json()[0]["text"] == expected)
+    assert user_texts(chat_stack.tracker(sender)) == []
+
+
+def test_rest_rejects_bad_requests_and_foreign_origins(chat_stack):
+    token = token_for(chat_stack, METTE)
+    assert rest(chat_stack, "{ikke json").status_code == 400
+    assert rest(chat_stack, [1, 2]).status_code == 400
+    assert rest(chat_stack, {"message": "hej", "metadata": {"identity_token": token}}).status_code == 400
+    r = rest(chat_stack, {"sender": "x1", "message": "hej", "metadata": {"identity_token": token}},
+             headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403
