@@ -1,0 +1,128 @@
+"""Hand-over to a human AF supporter: ``action_human_handoff``.
+
+When the leader asks for a person (intent ``human_handoff``: the button, "jeg
+vil gerne tale med et menneske", or the offer after repeated
+misunderstandings):
+
+* somebody on duty (opening hours and a supporter present in the console,
+  ``actions.handoff_store.duty_status``): the conversation is queued in the
+  shared hand-over store, the leader hears their place in the queue, and the
+  conversation is paused (``ConversationPaused``). While paused Rasa stores
+  the leader's messages without answering; the supporter console reads them
+  from the tracker and answers through Rasa's HTTP API (web/support.py).
+* nobody on duty: the assistant says so honestly and offers to create a case
+  (someone from AF contacts the leader) or to book a meeting, and gives AF's
+  phone number. The conversation is not paused.
+
+Hand-back, closing and the time-out (nobody took the chat in time) happen in
+the web server (web/handoff_flow.py). See docs/handoff.md.
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ConversationPaused, EventType
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.handoff_store import ACTIVE, duty_status, get_store
+from actions.profile import get_profile
+from actions.settings import get_settings
+
+TOPIC_MAX_CHARS = 200
+OFFER_BUTTONS = [
+    {"title": "Opret en henvendelse", "payload": "/request_help"},
+    {"title": "Book et møde med AF", "payload": "/book_meeting"},
+]
+
+
+def wait_text(seconds: int) -> str:
+    """'30 sekunder', 'et minut', '3 minutter'."""
+    if seconds < 60:
+        return f"{seconds} sekunder"
+    minutes = math.ceil(seconds / 60)
+    return "et minut" if minutes == 1 else f"{minutes} minutter"
+
+
+def asked_about(tracker: Tracker, profile: Any) -> Optional[str]:
+    """What the leader asked about: the chosen topic and their latest own words before asking for a person."""
+    parts: List[str] = []
+    topic = tracker.get_slot("topic")
+    if isinstance(topic, str) and topic in profile.topics:
+        parts.append(f"Emne: {profile.topics[topic].get('name', topic)}")
+    for event in reversed(tracker.events):
+        if event.get("event") == "session_started":
+            break
+        if event.get("event") != "user":
+            continue
+        text = (event.get("text") or "").strip()
+        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        if not text or text.startswith("/") or intent == "human_handoff":
+            continue
+        parts.append(text if len(text) <= TOPIC_MAX_CHARS else text[: TOPIC_MAX_CHARS - 1] + "…")
+        break
+    return " – ".join(parts) or None
+
+
+class ActionHumanHandoff(Action):
+    def name(self) -> Text:
+        return "action_human_handoff"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        settings = get_settings()
+        profile = get_profile()
+        store = await asyncio.to_thread(get_store, settings)
+        conversation_id = tracker.sender_id
+
+        existing = await asyncio.to_thread(store.open_for, conversation_id)
+        if existing is not None:
+            if existing.status == ACTIVE:
+                dispatcher.utter_message(text=f"Du skriver allerede med {existing.supporter_name} fra AF.")
+            else:
+                position = await asyncio.to_thread(store.position, existing.id)
+                dispatcher.utter_message(text=f"Du står allerede i kø. Du er nummer {position} i køen.")
+            return [ConversationPaused()]
+
+        duty = await asyncio.to_thread(duty_status, settings, profile, store)
+        if not duty.on_duty:
+            why = (
+                f"AF's medarbejdere er i chatten {profile.phone_hours}, og det er uden for den tid nu."
+                if duty.reason == "closed"
+                else "Der er desværre ingen medarbejder i chatten lige nu."
+            )
+            dispatcher.utter_message(
+                text=(
+                    f"{why} Jeg kan oprette en henvendelse, så en medarbejder fra AF kontakter dig. "
+                    f"Du kan også booke et møde eller ringe til AF på {profile.phone}."
+                ),
+                buttons=OFFER_BUTTONS,
+            )
+            await asyncio.to_thread(store.audit, "no_supporter", None, None, f"{conversation_id}: {duty.reason}")
+            return []
+
+        handoff, _ = await asyncio.to_thread(
+            lambda: store.request(
+                conversation_id,
+                leader_name=tracker.get_slot("leader_name"),
+                leader_email=tracker.get_slot("leader_email"),
+                leader_institution=tracker.get_slot("leader_institution"),
+                leader_unit=tracker.get_slot("leader_unit"),
+                topic=asked_about(tracker, profile),
+                wait_seconds=settings.handoff_wait_seconds,
+            )
+        )
+        position = await asyncio.to_thread(store.position, handoff.id)
+        await asyncio.to_thread(store.audit, "requested", None, handoff, f"nummer {position} i køen")
+        dispatcher.utter_message(
+            text=(
+                f"Jeg sætter dig i kø til en medarbejder fra AF. Du er nummer {position} i køen. "
+                "Skriv gerne dit spørgsmål imens – medarbejderen kan læse samtalen. "
+                f"Hvis ingen når at tage chatten inden for {wait_text(settings.handoff_wait_seconds)}, "
+                "vender jeg tilbage og hjælper dig videre."
+            )
+        )
+        return [ConversationPaused()]

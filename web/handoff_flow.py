@@ -1,0 +1,245 @@
+"""What happens to a hand-over after the leader was queued (web server side).
+
+* ``take_over`` – a supporter takes a waiting chat (atomic in the store: one
+  winner); the leader is told who they now write with.
+* ``send`` – the supporter's message, CPR-masked, delivered to the leader's
+  chat window as written by a named AF employee (``transcript.supporter_event``).
+* ``hand_back`` – resume the bot; it says it is back and shows the menu.
+* ``close`` – resume the bot, tell the leader the supporter closed the
+  conversation, optionally create a case with the transcript (CPR masked).
+* ``time_out`` – nobody took the chat within ``settings.handoff_wait_seconds``:
+  resume the bot, say so honestly, create a "ønsker at blive kontaktet" case
+  when we know who the leader is (so the request is never dropped, even if
+  they left the page), and offer to book a meeting. Without a verified
+  identity we cannot create the case for them, so the bot offers it.
+
+Resuming appends ``resume`` and an ``action_listen`` so the next message of
+the leader is handled exactly like a fresh turn (rules match again).
+``run_timeouts`` is the web server's background task. See docs/handoff.md.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+from actions import case_service
+from actions.handoff_store import CLOSED, RETURNED, Handoff, HandoffStore
+from actions.privacy import mask_cpr
+from actions.settings import Settings
+from web import transcript
+from web.rasa_api import RasaApi
+
+log = logging.getLogger(__name__)
+
+MAX_SUPPORTER_MESSAGE = 2000
+SWEEP_SECONDS = 1.0
+MAIN_MENU = [
+    {"title": "Find en blanket", "payload": "/find_form"},
+    {"title": "Stil et spørgsmål om regler", "payload": "/ask_question"},
+    {"title": "Bestil hjælp", "payload": "/request_help"},
+    {"title": "Book et møde med AF", "payload": "/book_meeting"},
+    {"title": "Status på min sag", "payload": "/case_status"},
+]
+
+
+class FlowError(Exception):
+    """A hand-over step that cannot be done (Danish message for the supporter)."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Flow:
+    settings: Settings
+    profile: Any
+    store: HandoffStore
+    api: RasaApi
+
+    # -- helpers -------------------------------------------------------------------
+    def _bot(self, text: str, buttons: Optional[List[Dict[str, str]]] = None) -> Dict[str, Any]:
+        event: Dict[str, Any] = {"event": "bot", "text": text, "metadata": {}}
+        if buttons:
+            event["data"] = {"buttons": buttons}
+        return event
+
+    @staticmethod
+    def _resume() -> List[Dict[str, Any]]:
+        return [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
+
+    def _topic_for_case(self, handoff: Handoff, tracker: Dict[str, Any]) -> str:
+        topics = self.profile.topics
+        slot = (tracker.get("slots") or {}).get("topic")
+        if isinstance(slot, str) and slot in topics:
+            return slot
+        try:  # the request form's Danish topic matcher, when present
+            from actions.requests_form import match_topic
+        except ImportError:  # pragma: no cover
+            match_topic = None
+        if match_topic is not None:
+            for item in reversed(transcript.entries(tracker)):
+                if item["who"] == "leader":
+                    found = match_topic(item["text"])
+                    if found in topics:
+                        return found
+        return next(iter(topics))  # the profile's first topic; AF re-routes the case if needed
+
+    def _middle_urgency(self) -> str:
+        levels = sorted(self.profile.service_levels.items(), key=lambda kv: kv[1].get("urgency", 0))
+        return levels[len(levels) // 2][0]
+
+    async def _create_case(self, handoff: Handoff, tracker: Dict[str, Any], short: str, intro: str,
+                           urgency: Optional[str] = None) -> case_service.SubmitResult:
+        items = transcript.entries(tracker, handoff.leader_name or "Lederen")
+        request = case_service.CaseRequest(
+            request_type="help",
+            topic=self._topic_for_case(handoff, tracker),
+            urgency=urgency or self._middle_urgency(),
+            description=intro,
+            requester_name=handoff.leader_name or "",
+            requester_email=handoff.leader_email or "",
+            institution=handoff.leader_institution or "",
+            summary=transcript.as_text(items),
+            short_description=f"{short} – {handoff.leader_institution or handoff.leader_name or 'leder'}",
+        )
+        return await case_service.submit_case(request)
+
+    # -- the supporter's steps ----------------------------------------------------------
+    async def take_over(self, handoff_id: int, username: str, name: str) -> Handoff:
+        handoff = await asyncio.to_thread(self.store.take, handoff_id, username, name)
+        if handoff is None:
+            current = await asyncio.to_thread(self.store.get, handoff_id)
+            if current is None:
+                raise FlowError("Samtalen findes ikke.", 404)
+            raise FlowError("En anden har allerede taget samtalen, eller den er afsluttet.")
+        await asyncio.to_thread(self.store.audit, "take", username, handoff)
+        label = transcript.supporter_label(name)
+        await self.api.append(handoff.conversation_id, [
+            self._bot(f"Nu skriver du med {label}. Medarbejderen kan læse det, du har skrevet til mig.")
+        ])
+        return handoff
+
+    async def _own(self, handoff_id: int, username: str) -> Handoff:
+        handoff = await asyncio.to_thread(self.store.get, handoff_id)
+        if handoff is None:
+            raise FlowError("Samtalen findes ikke.", 404)
+        if handoff.status != "active" or handoff.supporter != username:
+            raise FlowError("Du har ikke denne samtale lige nu.", 403)
+        return handoff
+
+    async def send(self, handoff_id: int, username: str, name: str, text: str) -> None:
+        handoff = await self._own(handoff_id, username)
+        text = (text or "").strip()
+        if not text:
+            raise FlowError("Skriv en besked først.", 400)
+        if len(text) > MAX_SUPPORTER_MESSAGE:
+            raise FlowError(f"Beskeden er for lang (højst {MAX_SUPPORTER_MESSAGE} tegn).", 400)
+        masked, _ = mask_cpr(text)
+        await self.api.append(handoff.conversation_id, [transcript.supporter_event(masked, name, handoff.id)])
+
+    async def hand_back(self, handoff_id: int, username: str, name: str) -> Handoff:
+        await self._own(handoff_id, username)
+        handoff = await asyncio.to_thread(self.store.finish, handoff_id, username, RETURNED)
+        if handoff is None:
+            raise FlowError("Samtalen kunne ikke gives tilbage. Prøv igen.")
+        await asyncio.to_thread(self.store.audit, "return", username, handoff)
+        first = transcript.supporter_label(name).split(" fra ")[0]
+        await self.api.append(handoff.conversation_id, self._resume() + [
+            self._bot(f"Nu er det mig, AF-assistenten, igen. {first} har givet samtalen tilbage til mig. "
+                      "Hvad kan jeg hjælpe med?", MAIN_MENU)
+        ])
+        return handoff
+
+    async def close(self, handoff_id: int, username: str, name: str, create_case: bool,
+                    note: str = "") -> Dict[str, Optional[str]]:
+        current = await self._own(handoff_id, username)
+        if create_case and not current.leader_email:
+            raise FlowError("Der kan ikke oprettes en sag: lederens e-mail kendes ikke (intet login).", 400)
+        tracker = await self.api.tracker(current.conversation_id) if create_case else {}
+        handoff = await asyncio.to_thread(self.store.finish, handoff_id, username, CLOSED)
+        if handoff is None:
+            raise FlowError("Samtalen kunne ikke afsluttes. Prøv igen.")
+        reference: Optional[str] = None
+        case_error: Optional[str] = None
+        if create_case:
+            intro = mask_cpr((note or "").strip())[0] or "Sag oprettet fra chatten med en medarbejder fra AF."
+            intro += f"\n\nChatten blev afsluttet af {name} ({username})."
+            try:
+                result = await self._create_case(handoff, tracker, "Chat med AF", intro)
+                reference = result.reference
+                await asyncio.to_thread(self.store.set_case_reference, handoff.id, reference)
+            except (ValueError, case_service.CaseServiceUnavailable) as exc:
+                log.warning("Sagen fra chat %s kunne ikke oprettes: %s", handoff.id, exc)
+                case_error = "Sagen kunne ikke oprettes. Opret den i ServiceNow."
+        await asyncio.to_thread(self.store.audit, "close", username, handoff,
+                                f"sag {reference}" if reference else None)
+        first = transcript.supporter_label(name).split(" fra ")[0]
+        text = f"{first} har afsluttet samtalen. Tak fordi du skrev."
+        if reference:
+            text += f" Der er oprettet en sag med samtalen: {reference}."
+        text += " Skriv bare igen, hvis du har brug for mere – så svarer jeg, AF-assistenten."
+        await self.api.append(handoff.conversation_id, self._resume() + [self._bot(text)])
+        return {"case_reference": reference, "case_error": case_error}
+
+    # -- nobody came ----------------------------------------------------------------------
+    async def time_out(self, handoff: Handoff) -> Optional[str]:
+        """Bring the bot back for a hand-over nobody took. Returns the case reference, if any."""
+        reference = None
+        promise = ""
+        if handoff.leader_email:
+            try:
+                tracker = await self.api.tracker(handoff.conversation_id)
+                result = await self._create_case(
+                    handoff, tracker, "Ønsker at blive kontaktet",
+                    "Lederen bad om at tale med en medarbejder i chatten, men ingen nåede at tage chatten. "
+                    "Lederen ønsker at blive kontaktet.",
+                )
+                reference, promise = result.reference, result.promise
+                await asyncio.to_thread(self.store.set_case_reference, handoff.id, reference)
+            except Exception:  # never leave the leader paused because the case failed
+                log.exception("Henvendelsen for chat %s kunne ikke oprettes", handoff.id)
+        await asyncio.to_thread(self.store.audit, "timeout", None, handoff,
+                                f"sag {reference}" if reference else "ingen sag")
+        if reference:
+            text = (
+                "Undskyld ventetiden. Ingen medarbejder nåede at tage chatten. Jeg har oprettet en henvendelse "
+                f"til AF ({reference}), så en medarbejder kontakter dig {promise}. "
+                "Vil du hellere booke et møde, kan du gøre det her."
+            )
+            buttons = [{"title": "Book et møde med AF", "payload": "/book_meeting"},
+                       {"title": "Find en blanket", "payload": "/find_form"}]
+        else:
+            text = (
+                "Undskyld ventetiden. Ingen medarbejder nåede at tage chatten. Jeg kan oprette en henvendelse, "
+                f"så en medarbejder fra AF kontakter dig, eller du kan booke et møde. Du kan også ringe til AF på "
+                f"{self.profile.phone}."
+            )
+            buttons = [{"title": "Opret en henvendelse", "payload": "/request_help"},
+                       {"title": "Book et møde med AF", "payload": "/book_meeting"}]
+        await self.api.append(handoff.conversation_id, self._resume() + [self._bot(text, buttons)])
+        return reference
+
+    async def sweep(self) -> int:
+        """Time out every waiting hand-over past its deadline; how many."""
+        due = await asyncio.to_thread(self.store.claim_timed_out)
+        for handoff in due:
+            try:
+                await self.time_out(handoff)
+            except Exception:
+                log.exception("Kunne ikke give chat %s tilbage til assistenten efter ventetiden", handoff.id)
+        return len(due)
+
+
+async def run_timeouts(flow: Flow, interval: float = SWEEP_SECONDS) -> None:
+    """The web server's background task: the bot comes back when nobody takes a chat in time."""
+    while True:
+        try:
+            await flow.sweep()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Tjek af ventende chats fejlede")
+        await asyncio.sleep(interval)

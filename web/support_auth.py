@@ -1,0 +1,197 @@
+"""Who may use the supporter console, and their sessions.
+
+Supporters are configured by the operator in ``settings.supporters_file``
+(default ``var/supporters.yml``)::
+
+    supporters:
+      - username: sofie.lund
+        name: Sofie Lund
+        password_hash: "scrypt$16384$8$1$<salt hex>$<hash hex>"
+
+Add one with ``python -m web.support add-supporter --username sofie.lund
+--name "Sofie Lund"`` (asks for the password twice). Passwords are hashed
+with scrypt from the standard library; the file is re-read at every login, so
+edits take effect without a restart.
+
+In development mode one demo supporter (``DEV_SUPPORTER_USERNAME`` /
+``DEV_SUPPORTER_PASSWORD`` in actions/settings.py) can log in as well. It is
+kept in memory only and never written to the file, so a production server
+using the same var/ folder never knows it.
+
+Sessions: the cookie holds a random session id plus its HMAC with
+``settings.web_session_key``; the store keeps only a hash of the id, the
+supporter, the expiry (``settings.web_session_minutes`` after login) and the
+session's CSRF token.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import yaml
+
+from actions.settings import DEV_SUPPORTER_PASSWORD, DEV_SUPPORTER_USERNAME, Settings
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
+DEMO_SUPPORTER_NAME = "Sofie Lund"
+MIN_PASSWORD_LENGTH = 12
+
+
+class SupporterFileError(ValueError):
+    """The supporters file is malformed."""
+
+
+@dataclass(frozen=True)
+class Supporter:
+    username: str
+    name: str
+    password_hash: str
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name.strip() else self.username
+
+
+def hash_password(password: str, salt: Optional[bytes] = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt_hex, digest_hex = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        digest = hashlib.scrypt(
+            password.encode("utf-8"), salt=bytes.fromhex(salt_hex), n=int(n), r=int(r), p=int(p),
+            dklen=len(digest_hex) // 2, maxmem=256 * 1024 * 1024,
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(digest.hex(), digest_hex)
+
+
+def valid_username(username: str) -> bool:
+    return 2 <= len(username) <= 64 and set(username) <= USERNAME_CHARS
+
+
+def load_supporters(path: Path) -> Dict[str, Supporter]:
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    entries = data.get("supporters") or []
+    if not isinstance(entries, list):
+        raise SupporterFileError(f"{path}: 'supporters' skal være en liste")
+    found: Dict[str, Supporter] = {}
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise SupporterFileError(f"{path}: hver medarbejder skal have username, name og password_hash")
+        username = str(entry.get("username", "")).strip().lower()
+        name = str(entry.get("name", "")).strip()
+        password_hash = str(entry.get("password_hash", "")).strip()
+        if not valid_username(username) or not name or not password_hash.startswith("scrypt$"):
+            raise SupporterFileError(f"{path}: ugyldig medarbejder {username or '(uden navn)'}")
+        found[username] = Supporter(username, name, password_hash)
+    return found
+
+
+_demo_hash: List[str] = []
+
+
+def demo_supporter() -> Supporter:
+    if not _demo_hash:
+        _demo_hash.append(hash_password(DEV_SUPPORTER_PASSWORD))
+    return Supporter(DEV_SUPPORTER_USERNAME, DEMO_SUPPORTER_NAME, _demo_hash[0])
+
+
+def supporters(settings: Settings) -> Dict[str, Supporter]:
+    found = load_supporters(settings.supporters_file)
+    if settings.development and DEV_SUPPORTER_USERNAME not in found:
+        found[DEV_SUPPORTER_USERNAME] = demo_supporter()
+    return found
+
+
+def authenticate(settings: Settings, username: str, password: str) -> Optional[Supporter]:
+    """The supporter if the password is right (blocking: call it from a thread)."""
+    username = (username or "").strip().lower()
+    supporter = supporters(settings).get(username)
+    if supporter is None:
+        # Spend the same time as a real check, so response times do not reveal user names.
+        verify_password(password or "", demo_supporter().password_hash)
+        return None
+    return supporter if verify_password(password or "", supporter.password_hash) else None
+
+
+def add_supporter(path: Path, username: str, name: str, password: str) -> Supporter:
+    """Add or replace a supporter in the file (the CLI uses it)."""
+    username = username.strip().lower()
+    if not valid_username(username):
+        raise SupporterFileError("Brugernavnet må kun have små bogstaver, tal, punktum, bindestreg og understreg.")
+    if not name.strip():
+        raise SupporterFileError("Skriv medarbejderens navn.")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise SupporterFileError(f"Adgangskoden skal være mindst {MIN_PASSWORD_LENGTH} tegn.")
+    existing = load_supporters(path)
+    existing[username] = Supporter(username, name.strip(), hash_password(password))
+    body = {
+        "supporters": [
+            {"username": s.username, "name": s.name, "password_hash": s.password_hash}
+            for s in sorted(existing.values(), key=lambda s: s.username)
+        ]
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(
+        "# Medarbejdere i AF's chat-konsol. Tilføj med: python -m web.support add-supporter\n"
+        + yaml.safe_dump(body, allow_unicode=True, sort_keys=False),
+        encoding="utf-8",
+    )
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return existing[username]
+
+
+# -- session cookies and CSRF ------------------------------------------------------
+def _mac(settings: Settings, value: str) -> str:
+    return hmac.new(settings.web_session_key.encode("utf-8"), value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def sid_hash(sid: str) -> str:
+    return hashlib.sha256(sid.encode("ascii", "replace")).hexdigest()
+
+
+def new_session_cookie(settings: Settings) -> tuple:
+    """(cookie value, session id hash, csrf token, expires_at)."""
+    sid = secrets.token_urlsafe(32)
+    return (f"{sid}.{_mac(settings, 'session:' + sid)}", sid_hash(sid), secrets.token_urlsafe(32),
+            time.time() + settings.web_session_minutes * 60)
+
+
+def session_id_from_cookie(settings: Settings, value: Optional[str]) -> Optional[str]:
+    """The session id hash for a correctly signed cookie, else None."""
+    if not value or "." not in value or len(value) > 200:
+        return None
+    sid, mac = value.rsplit(".", 1)
+    if not hmac.compare_digest(mac, _mac(settings, "session:" + sid)):
+        return None
+    return sid_hash(sid)
+
+
+def login_nonce(settings: Settings) -> tuple:
+    """(cookie value, form value) for the login form's double-submit CSRF check."""
+    nonce = secrets.token_urlsafe(24)
+    return f"{nonce}.{_mac(settings, 'login:' + nonce)}", nonce
+
+
+def login_nonce_ok(settings: Settings, cookie: Optional[str], form_value: Optional[str]) -> bool:
+    if not cookie or not form_value or "." not in cookie:
+        return False
+    nonce, mac = cookie.rsplit(".", 1)
+    return hmac.compare_digest(mac, _mac(settings, "login:" + nonce)) and hmac.compare_digest(nonce, form_value)
