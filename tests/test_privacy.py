@@ -363,3 +363,13 @@ early.info("processor.info", text="cpr 0102031234 her")
     content = log_file.read_text()
     assert "hemmelig besked" not in content  # debug dropped at INFO
     assert "processor.info" in content and CPR_MASK in content and "1234" not in content
+
+
+def test_notice_for_the_leader_is_danish_and_counts():
+    from actions.privacy import cpr_notice
+
+    assert cpr_notice(0) == ""
+    one = cpr_notice(1)
+    assert "fjernet et CPR-nummer" in one and "Skriv ikke CPR-numre" in one
+    assert "fjernet 3 CPR-numre" in cpr_notice(3)
+    assert not contains_cpr(one)
