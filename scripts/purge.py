@@ -165,6 +165,10 @@ def purge_logs(log_dir: Path, cutoff: float, dry_run: bool) -> int:
     return gone
 
 
+def _n(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
 def main(argv: Optional[Sequence[str]] = None, settings: Optional[Settings] = None, now: Optional[float] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="make purge",
@@ -188,14 +192,15 @@ def main(argv: Optional[Sequence[str]] = None, settings: Optional[Settings] = No
     cutoff = now - days * DAY_SECONDS
     verb = "ville blive slettet" if args.dry_run else "slettet"
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(cutoff))
-    print(f"Opbevaringsfrist: {days} dage (alt med sidste aktivitet før {when}).")
+    print(f"Opbevaringsfrist: {_n(days, 'dag', 'dage')} (alt med sidste aktivitet før {when}).")
     try:
         tracker = purge_tracker_store(args.db_url or tracker_db_url(settings), cutoff, dry_run=args.dry_run)
-        print(f"Tracker store: {tracker.conversations} samtaler ({tracker.events} hændelser) {verb}.")
+        print(f"Tracker store: {_n(tracker.conversations, 'samtale', 'samtaler')} "
+              f"({_n(tracker.events, 'hændelse', 'hændelser')}) {verb}.")
         outbox = purge_outbox(settings, cutoff, args.dry_run, now=now)
-        print(f"Udbakke: {outbox} leverede poster {verb} (ikke-leverede bestillinger bliver).")
+        print(f"Udbakke: {_n(outbox, 'leveret post', 'leverede poster')} {verb} (ikke-leverede bestillinger bliver).")
         if not args.no_logs:
-            print(f"Logfiler: {purge_logs(settings.log_dir, cutoff, args.dry_run)} filer {verb}.")
+            print(f"Logfiler: {_n(purge_logs(settings.log_dir, cutoff, args.dry_run), 'fil', 'filer')} {verb}.")
     except Exception as exc:  # an operator's cron job: one clear line, non-zero exit
         print(f"FEJL under oprydningen: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

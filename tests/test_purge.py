@@ -137,7 +137,7 @@ def test_command_uses_settings_retention_days_and_prints_counts(tracker_db, tmp_
 
     assert purge.main([], settings=settings, now=NOW) == 0
     out = capsys.readouterr().out
-    assert "4 samtaler" in out and "1 filer slettet" in out
+    assert "4 samtaler" in out and "1 fil slettet" in out
     assert _senders(tracker_db) == {"recent", "old-but-came-back", "brand-new"}
     assert not old_log.exists() and (logs / "rasa.log").exists()
 
@@ -185,11 +185,11 @@ def test_outbox_receipts_older_than_the_limit_go_and_undelivered_orders_stay(tmp
         conn.execute("UPDATE outbox SET created_at=? WHERE correlation_id='old-pending'", (NOW - 100 * DAY,))
 
     assert purge.main(["--dry-run", "--no-logs"], settings=settings, now=NOW) == 0
-    assert "Udbakke: 1 leverede poster ville blive slettet" in capsys.readouterr().out
+    assert "Udbakke: 1 leveret post ville blive slettet" in capsys.readouterr().out
     assert len(_outbox_rows(settings.outbox_path)) == 3
 
     assert purge.main(["--no-logs"], settings=settings, now=NOW) == 0
-    assert "Udbakke: 1 leverede poster slettet" in capsys.readouterr().out
+    assert "Udbakke: 1 leveret post slettet" in capsys.readouterr().out
     assert _outbox_rows(settings.outbox_path) == {"new-delivered": "delivered", "old-pending": "pending"}
 
 
