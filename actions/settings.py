@@ -123,6 +123,7 @@ class Settings:
     rasa_port: int
     rasa_api_token: str
     actions_port: int
+    actions_url: str
     # Identity (signed token from the intranet)
     identity_jwt_key: str
     identity_jwt_algorithm: str
@@ -166,6 +167,7 @@ class Settings:
     redis_host: str
     redis_port: int
     redis_db: int
+    redis_password: str
     start_emulator: bool
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -194,6 +196,7 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
     var_dir = _path(env, "AF_VAR_DIR", Path("var"))
     bind_host = _str(env, "AF_BIND_HOST", "127.0.0.1")
     rasa_port = _int(env, "AF_RASA_PORT", 5005, 1, 65535)
+    actions_port = _int(env, "AF_ACTIONS_PORT", 5055, 1, 65535)
     emulator_port = _int(env, "AF_EMULATOR_PORT", 8090, 1, 65535)
     web_port = _int(env, "AF_WEB_PORT", 8080, 1, 65535)
 
@@ -207,7 +210,9 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         rasa_url=_str(env, "AF_RASA_URL", f"http://127.0.0.1:{rasa_port}").rstrip("/"),
         rasa_port=rasa_port,
         rasa_api_token=_secret(env, "RASA_API_TOKEN", DEV_RASA_API_TOKEN, dev),
-        actions_port=_int(env, "AF_ACTIONS_PORT", 5055, 1, 65535),
+        actions_port=actions_port,
+        # Where the Rasa server calls the actions (a load balancer in the scaled set-up).
+        actions_url=_str(env, "AF_ACTIONS_URL", f"http://127.0.0.1:{actions_port}/webhook"),
         identity_jwt_key=_secret(env, "AF_IDENTITY_JWT_KEY", DEV_IDENTITY_JWT_KEY, dev),
         identity_jwt_algorithm=_str(env, "AF_IDENTITY_JWT_ALGORITHM", "HS256"),
         identity_required=_bool(env, "AF_IDENTITY_REQUIRED", not dev),
@@ -248,6 +253,8 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         redis_host=_str(env, "AF_REDIS_HOST", "127.0.0.1"),
         redis_port=_int(env, "AF_REDIS_PORT", 6379, 1, 65535),
         redis_db=_int(env, "AF_REDIS_DB", 0, 0, 15),
+        # No development default: a Redis without a password is only for loopback.
+        redis_password=_secret(env, "AF_REDIS_PASSWORD", "", dev),
         start_emulator=_bool(env, "AF_START_EMULATOR", dev and not env.get("SERVICENOW_URL")),
         extra={k: v for k, v in env.items() if k.startswith("AF_TEST_")},
     )

@@ -1,0 +1,82 @@
+"""The scaled deployment's files (docker-compose.yml, deploy/haproxy.cfg, .env.example)
+say what docs/deployment.md promises: no secret has a default, the proxy keeps a browser
+on one Rasa replica, every long-running service has a health check. When Debian's
+docker-compose / haproxy are installed, their own offline validators must accept the files."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+SERVICES = COMPOSE["services"]
+SECRETS = ("RASA_API_TOKEN", "AF_IDENTITY_JWT_KEY", "AF_WEB_SESSION_KEY", "AF_POSTGRES_PASSWORD",
+           "AF_REDIS_PASSWORD", "SERVICENOW_PASSWORD", "SERVICENOW_CLIENT_SECRET")
+
+
+def _example() -> dict:
+    values = {}
+    for line in (ROOT / ".env.example").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key] = value
+    return values
+
+
+def test_topology_has_two_rasa_and_two_action_servers_behind_the_proxy():
+    assert SERVICES["rasa"]["deploy"]["replicas"] == 2
+    assert SERVICES["actions"]["deploy"]["replicas"] == 2
+    env = SERVICES["rasa"]["environment"]
+    assert env["AF_TRACKER_STORE"] == "postgres" and env["AF_LOCK_STORE"] == "redis"
+    assert env["AF_ACTIONS_URL"].startswith("http://proxy:")
+    assert "ports" not in SERVICES["rasa"] and "ports" not in SERVICES["actions"]  # only the proxy is published
+    assert SERVICES["servicenow-emulator"]["profiles"] == ["development"]
+    for name in ("rasa", "actions", "web", "postgres", "redis", "outbox", "proxy"):
+        assert "healthcheck" in SERVICES[name], name
+
+
+def test_no_secret_has_a_default_and_the_example_leaves_them_empty():
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    for name in ("RASA_API_TOKEN", "AF_IDENTITY_JWT_KEY", "AF_WEB_SESSION_KEY", "AF_POSTGRES_PASSWORD",
+                 "AF_REDIS_PASSWORD"):
+        uses = re.findall(r"\$\{" + name + r"([^}]*)\}", text)
+        assert uses and all(use.startswith(":?") for use in uses), f"{name}: {uses}"
+    example = _example()
+    for name in SECRETS:
+        assert example.get(name, None) == "", f"{name} skal stå tom i .env.example"
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_proxy_keeps_socketio_sticky_to_one_rasa_replica():
+    cfg = (ROOT / "deploy" / "haproxy.cfg").read_text(encoding="utf-8")
+    rasa_backend = cfg.split("\nbackend rasa\n", 1)[1].split("\nbackend ", 1)[0]
+    assert re.search(r"^\s*cookie AFSRV insert", rasa_backend, re.M)
+    assert re.search(r"server-template rasa \d+ rasa:5005 cookie", rasa_backend)
+    assert "/socket.io/" in cfg
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (Debian) er ikke installeret")
+def test_docker_compose_accepts_the_file_offline(tmp_path):
+    shutil.copy(ROOT / "docker-compose.yml", tmp_path)
+    env = "\n".join(f"{k}={v or 'x'}" for k, v in _example().items())
+    (tmp_path / ".env").write_text(env + "\n")
+    for args in ([], ["--profile", "development"]):
+        result = subprocess.run(["docker-compose", *args, "-f", "docker-compose.yml", "config", "-q"],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+    (tmp_path / ".env").write_text(env.replace("AF_REDIS_PASSWORD=x", "AF_REDIS_PASSWORD=") + "\n")
+    result = subprocess.run(["docker-compose", "-f", "docker-compose.yml", "config", "-q"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "AF_REDIS_PASSWORD" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy er ikke installeret")
+def test_haproxy_accepts_its_config():
+    result = subprocess.run(["haproxy", "-c", "-f", str(ROOT / "deploy" / "haproxy.cfg")],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
