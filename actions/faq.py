@@ -9,9 +9,13 @@ Actions:
   "Hjalp det?" (buttons Ja/Nej -> /affirm, /deny; sets ``faq_feedback_pending``).
   Unsure: up to three topics as buttons (``/ask_question{"faq_id": "<id>"}``).
   No topic fits: a form if one clearly fits, else an offer of help or a meeting.
-* ``action_faq_feedback`` – after Ja: closes politely; after Nej: offers to order help
+* ``action_faq_feedback`` – ja/nej right after ``action_answer_faq`` (see
+  data/rules/knowledge.yml). After Ja: closes politely; after Nej: offers to order help
   or book a meeting about the same topic (``/request_help{"topic": ...}``,
-  ``/book_meeting{"topic": ...}``) or to talk to a person.
+  ``/book_meeting{"topic": ...}``) or to talk to a person. If no "Hjalp det?" was
+  asked (``faq_feedback_pending`` false), it points back to the choices instead.
+
+While another flow is active (e.g. the order form), the answer comes without "Hjalp det?".
 """
 from __future__ import annotations
 
@@ -186,8 +190,23 @@ def plan_faq_reply(text: str, chosen_id: Optional[str], profile: Profile) -> Dic
     }
 
 
-def plan_feedback_reply(helped: bool, faq_id: Optional[str], profile: Profile) -> Dict[str, Any]:
-    """The reply to "Hjalp det?"."""
+def without_feedback_question(plan: Dict[str, Any]) -> Dict[str, Any]:
+    """The same answer without "Hjalp det?" (used while another flow, e.g. an order, is active)."""
+    if not plan.get("ask_feedback"):
+        return plan
+    return {**plan, "ask_feedback": False, "messages": plan["messages"][:1]}
+
+
+def plan_feedback_reply(helped: bool, faq_id: Optional[str], profile: Profile, pending: bool = True) -> Dict[str, Any]:
+    """The reply to ja/nej right after action_answer_faq (``pending``: it asked "Hjalp det?")."""
+    if not pending:
+        # The leader said ja/nej to a list of topics, a prompt or an offer of help.
+        if helped:
+            return {"kind": "not_pending", "messages": [{
+                "text": "Vælg et af emnerne ovenfor, eller skriv dit spørgsmål med andre ord. AF kan også hjælpe dig:",
+                "buttons": help_buttons(profile, None),
+            }]}
+        return {"kind": "not_pending", "messages": [{"text": "Okay. Skriv bare, hvis der er andet, jeg kan hjælpe med."}]}
     if helped:
         return {"kind": "helped", "messages": [{"text": "Godt. Skriv bare, hvis der er andet, jeg kan hjælpe med."}]}
     topic = load_faq_catalogue(profile).get(faq_id) if faq_id else None
@@ -226,6 +245,9 @@ class ActionAnswerFaq(Action):
         chosen = _chosen_entity(latest, "faq_id")
         profile = get_profile()
         plan = await asyncio.to_thread(plan_faq_reply, latest.get("text") or "", chosen, profile)
+        if (tracker.active_loop or {}).get("name"):
+            # Asked in the middle of e.g. an order: answer, and let that flow ask its next question.
+            plan = without_feedback_question(plan)
         dispatch_plan(dispatcher, plan)
         return plan_to_events(plan)
 
@@ -238,7 +260,11 @@ class ActionFaqFeedback(Action):
         intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
         profile = get_profile()
         plan = await asyncio.to_thread(
-            plan_feedback_reply, intent == "affirm", tracker.get_slot("faq_id"), profile
+            plan_feedback_reply,
+            intent == "affirm",
+            tracker.get_slot("faq_id"),
+            profile,
+            bool(tracker.get_slot("faq_feedback_pending")),
         )
         dispatch_plan(dispatcher, plan)
         return [SlotSet("faq_feedback_pending", False)]

@@ -47,7 +47,8 @@ def message_for(text: str, intent: str) -> Dict[str, Any]:
     return {"text": text, "intent": {"name": intent, "confidence": 1.0}, "entities": entities}
 
 
-def run_action(action, text: str, intent: str, slots: Optional[Dict[str, Any]] = None):
+def run_action(action, text: str, intent: str, slots: Optional[Dict[str, Any]] = None,
+               active_loop: Optional[str] = None):
     """Run a rasa_sdk action like the action server does; returns (messages, events)."""
     tracker = Tracker(
         sender_id="test",
@@ -56,7 +57,7 @@ def run_action(action, text: str, intent: str, slots: Optional[Dict[str, Any]] =
         events=[],
         paused=False,
         followup_action=None,
-        active_loop={},
+        active_loop={"name": active_loop} if active_loop else {},
         latest_action_name="action_listen",
     )
     dispatcher = CollectingDispatcher()

@@ -88,7 +88,9 @@ def test_answer_has_text_link_and_asks_if_it_helped(catalogue):
 
 
 def test_not_helped_offers_help_or_a_meeting_about_the_same_topic(profile):
-    messages, events = run_action(ActionFaqFeedback(), "nej", "deny", slots={"faq_id": "loenudbetaling"})
+    messages, events = run_action(
+        ActionFaqFeedback(), "nej", "deny", slots={"faq_id": "loenudbetaling", "faq_feedback_pending": True}
+    )
     payloads = [b["payload"] for b in messages[0]["buttons"]]
     assert "/request_help" + json.dumps({"topic": "loen"}) in payloads
     assert "/book_meeting" + json.dumps({"topic": "loen"}) in payloads
@@ -98,8 +100,24 @@ def test_not_helped_offers_help_or_a_meeting_about_the_same_topic(profile):
 
 
 def test_helped_closes_without_pushing_more(profile):
-    messages, events = run_action(ActionFaqFeedback(), "ja", "affirm", slots={"faq_id": "omsorgsdage"})
+    messages, events = run_action(
+        ActionFaqFeedback(), "ja", "affirm", slots={"faq_id": "omsorgsdage", "faq_feedback_pending": True}
+    )
     assert len(messages) == 1 and not messages[0]["buttons"]
+    assert slot_events(events)["faq_feedback_pending"] is False
+
+
+def test_yes_to_a_list_of_topics_is_not_taken_as_feedback():
+    messages, _ = run_action(ActionFaqFeedback(), "ja", "affirm", slots={"faq_feedback_pending": False})
+    assert "Vælg et af emnerne" in messages[0]["text"]
+    assert "Hjalp" not in messages[0]["text"]
+
+
+def test_an_answer_in_the_middle_of_an_order_does_not_ask_if_it_helped(catalogue):
+    messages, events = run_action(
+        ActionAnswerFaq(), "hvor mange omsorgsdage har man", "ask_question", active_loop="request_form"
+    )
+    assert len(messages) == 1 and catalogue.get("omsorgsdage").answer in messages[0]["text"]
     assert slot_events(events)["faq_feedback_pending"] is False
 
 
