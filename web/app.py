@@ -2,7 +2,7 @@
 
 A feature module (``web.leader_page``, ``web.support`` …) exposes
 ``setup(app: aiohttp.web.Application, settings: Settings) -> None`` and adds
-its routes there. List it in ``ROUTE_MODULES``; a module that does not exist
+its routes there; the settings are in ``app[SETTINGS_KEY]``. List it in ``ROUTE_MODULES``; a module that does not exist
 yet is skipped, so the supporter console can arrive later without touching
 this file's callers.
 

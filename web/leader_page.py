@@ -25,6 +25,7 @@ from aiohttp import web
 from actions.identity import IdentityError, issue_token
 from actions.profile import get_profile
 from actions.settings import PROJECT_ROOT, Settings
+from web.app import SETTINGS_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def render_page(settings: Settings) -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Administrative fællesskaber (AF) – KKintra</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/page.css">
 <link rel="stylesheet" href="/static/af-chat.css">
 </head>
@@ -125,12 +127,12 @@ def render_page(settings: Settings) -> str:
 
 
 async def page(request: web.Request) -> web.Response:
-    settings: Settings = request.app["af_leader_settings"]
+    settings: Settings = request.app[SETTINGS_KEY]
     return web.Response(text=render_page(settings), content_type="text/html", charset="utf-8")
 
 
 async def dev_token(request: web.Request) -> web.Response:
-    settings: Settings = request.app["af_leader_settings"]
+    settings: Settings = request.app[SETTINGS_KEY]
     try:
         body = await request.json()
         index = int(body.get("leader"))
@@ -155,7 +157,6 @@ async def socketio_client(_: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application, settings: Settings) -> None:
-    app["af_leader_settings"] = settings
     app.router.add_get("/", page)
     app.router.add_get("/static/vendor/socket.io.min.js", socketio_client)
     if settings.development:

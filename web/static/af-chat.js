@@ -206,12 +206,7 @@
       message.buttons.forEach(function (button) {
         var b = el("button", { type: "button", className: "afchat-choice" }, button.title);
         b.addEventListener("click", function () {
-          if (sendText(button.payload, button.title)) {
-            message.used = true;
-            saveState();
-            group.remove();
-            ui.input.focus();
-          }
+          if (sendText(button.payload, button.title)) ui.input.focus();
         });
         group.appendChild(b);
       });
@@ -238,8 +233,16 @@
   function sendText(payload, shown) {
     if (!socket || !socket.connected || !state.sessionId) { setStatus(T.notSent); return false; }
     socket.emit("user_uttered", { message: payload, session_id: state.sessionId, customData: customData() });
+    if (shown !== null) retireButtons();
     if (shown !== null) addMessage({ from: "user", text: String(shown).replace(CPR_RE, T.masked) });
     return true;
+  }
+
+  function retireButtons() {
+    // Once the leader has answered, older choices go away (fewer tab stops, no stale clicks).
+    state.messages.forEach(function (m) { if (m.buttons && m.buttons.length) m.used = true; });
+    saveState();
+    Array.prototype.forEach.call(ui.log.querySelectorAll(".afchat-buttons"), function (g) { g.remove(); });
   }
 
   function onBotMessage(data) {
