@@ -1,0 +1,143 @@
+"""Review export, adding labelled examples, and the retrain verdict — the fast parts."""
+from __future__ import annotations
+
+import time
+
+from scripts import add_examples, conversations as conv_mod, retrain, review
+from scripts.textsim import normalise, similarity
+from tests.tracker_builder import Conv, write_store
+
+INTENTS = ["greet", "find_form", "ask_question", "human_handoff", "nlu_fallback"]
+EXISTING = [
+    ("hvor finder jeg blanketten til vikar", "find_form"),
+    ("blanket til ansættelse af ny pædagog", "find_form"),
+    ("skema til kørsel", "find_form"),
+    ("hvor mange omsorgsdage har man", "ask_question"),
+    ("hvad siger ferieloven om overførsel af ferie", "ask_question"),
+    ("regler om barsel for fædre", "ask_question"),
+    ("hej", "greet"),
+    ("jeg vil tale med en person", "human_handoff"),
+]
+
+
+def test_normalise_folds_case_danish_letters_punctuation_and_spaces():
+    assert normalise("  Hvor er BLANKETTEN til kørsel?? ") == normalise("hvor er blanketten til koersel")
+    assert normalise("Få  ferie, nu!") == "faa ferie nu"
+    assert similarity("blanket til vikar", "blanket til vikarer") > similarity("blanket til vikar", "hvor mange omsorgsdage")
+
+
+def test_plan_skips_exact_and_near_duplicates_and_conflicts():
+    rows = [
+        {"tekst": "Hvor finder jeg blanketten til VIKAR?", "ret_intent": "find_form"},  # exact after folding
+        {"tekst": "hvor finder jeg blanketten til vikar!!", "ret_intent": "find_form"},
+        {"tekst": "hvor finder jeg blanketen til vikar", "ret_intent": "find_form"},  # typo: near duplicate
+        {"tekst": "Jeg vil tale med en person", "ret_intent": "find_form"},  # already another intent's example
+        {"tekst": "blanket til opsigelse af en lærer", "ret_intent": "find_form"},
+        {"tekst": "blanket til opsigelse af en lærer", "ret_intent": "find_form"},  # twice in the file
+        {"tekst": "noget helt andet", "ret_intent": ""},
+        {"tekst": "også helt andet", "ret_intent": "ignorer"},
+    ]
+    outcome = add_examples.plan(rows, INTENTS, EXISTING)
+    assert not outcome.errors
+    assert outcome.added == {"find_form": ["blanket til opsigelse af en lærer"]}
+    reasons = [why for _, why in outcome.skipped]
+    assert reasons.count("findes allerede") == 3
+    assert any(why.startswith("næsten magen til") for why in reasons)
+    assert any("står allerede som eksempel på human_handoff" in why for why in reasons)
+
+
+def test_plan_warns_when_an_example_looks_like_another_intent():
+    rows = [{"tekst": "hvad siger ferieloven om overførsel af ferie til næste år", "ret_intent": "find_form"}]
+    outcome = add_examples.plan(rows, INTENTS, EXISTING)
+    assert outcome.added == {"find_form": [rows[0]["tekst"]]}  # added, but the trainer is told
+    assert len(outcome.warnings) == 1 and "ligner mere eksemplerne på ask_question" in outcome.warnings[0]
+    quiet = add_examples.plan([{"tekst": "blanket til vikar i SFO", "ret_intent": "find_form"}], INTENTS, EXISTING)
+    assert quiet.warnings == []
+
+
+def test_plan_refuses_unknown_labels_and_changes_nothing():
+    rows = [
+        {"tekst": "blanket til orlov", "ret_intent": "find_form"},
+        {"tekst": "barsel regler", "ret_intent": "Ask_Question "},
+        {"tekst": "det forstod du ikke", "ret_intent": "nlu_fallback"},  # not trainable
+    ]
+    outcome = add_examples.plan(rows, INTENTS, EXISTING)
+    assert outcome.added == {}
+    assert len(outcome.errors) == 2
+    assert "Række 3" in outcome.errors[0] and "Mente du «ask_question»" in outcome.errors[0]
+    assert "nlu_fallback" in outcome.errors[1]
+
+
+def test_clean_text_masks_cpr_and_strips_annotation_syntax():
+    assert add_examples.clean_text("løn til 010203-1234 [haster]") == "løn til cpr-nummer haster"
+    assert add_examples.clean_text("  to   mellemrum \n ny linje ") == "to mellemrum ny linje"
+
+
+def test_yaml_review_file_and_target_file_round_trip(tmp_path):
+    review_file = tmp_path / "gennemgang.yml"
+    review_file.write_text("- {tekst: blanket til orlov, ret_intent: find_form}\n- {tekst: hej igen, ret_intent: null}\n",
+                           encoding="utf-8")
+    rows = add_examples.read_rows(review_file)
+    assert rows == [{"tekst": "blanket til orlov", "ret_intent": "find_form"}, {"tekst": "hej igen", "ret_intent": ""}]
+    target = tmp_path / "fra-traenere.yml"
+    target.write_text(add_examples.render_target({"find_form": ["a: b", "# ikke en kommentar"], "greet": ["hejsa"]}),
+                      encoding="utf-8")
+    assert add_examples.read_target(target) == {"find_form": ["a: b", "# ikke en kommentar"], "greet": ["hejsa"]}
+
+
+def test_review_findings_and_grouping(tmp_path):
+    now = time.time()
+    convs = [
+        Conv("a", now - 600).fallback("blanket til kørsel", "find_form", 0.3),
+        Conv("b", now - 500).fallback("Blanket til  koersel", "find_form", 0.2),
+        Conv("c", now - 400).user("/find_form", "find_form", 0.1),  # a button: never exported
+        Conv("d", now - 300).user("ferie regler", "ask_question", 0.55).user("tak", "greet", 0.3),
+        Conv("e", now - 200).user("form i gang", "find_form", 0.9).loop("request_form"),  # recent: not abandoned yet
+    ]
+    db = write_store(tmp_path / "t.db", convs)
+    found = review.findings(conv_mod.with_user_messages(conv_mod.conversations(conv_mod.load_events(db))),
+                            threshold=0.6, abandoned_after=3600, now=now)
+    assert sorted((f.text, f.reason) for f in found) == [
+        ("Blanket til  koersel", "fallback"),
+        ("blanket til kørsel", "fallback"),
+        ("ferie regler", "low_confidence"),
+        ("tak", "low_confidence"),
+    ]
+    table = review.rows(found, similarity=0.5)
+    assert [row["antal"] for row in table][0] == "2"
+    assert table[0]["tekst"] in {"blanket til kørsel", "Blanket til  koersel"}
+    assert table[0]["sikkerhed"] == "0,20"
+    assert len(table) == 3
+
+
+# ------------------------------------------------------------------ the retrain verdict
+
+
+def _eval(f1: float, accuracy: float, rows=(), per_intent=None, gate=0.85):
+    return {
+        "min_weighted_f1": gate,
+        "intents": {"weighted_f1": f1, "accuracy": accuracy, "per_intent": per_intent or {}},
+        "predictions": [{"text": t, "expected": e, "predicted": p, "fallback": False} for t, e, p in rows],
+    }
+
+
+def test_verdict_better_worse_same_first_and_below_gate():
+    old = _eval(0.90, 0.90, [("a", "x", "x"), ("b", "y", "x")], {"x": {"f1": 0.9}, "y": {"f1": 0.9}})
+    better = retrain.compare(_eval(0.93, 0.93, [("a", "x", "x"), ("b", "y", "y")]), old)
+    assert better["kind"] == "better" and better["approved"]
+    assert any("svarer den nye rigtigt på 2 og den gamle på 1" in line for line in better["lines"])
+
+    worse = retrain.compare(_eval(0.87, 0.87, [("a", "x", "y")], {"x": {"f1": 0.7}, "y": {"f1": 0.9}}), old)
+    assert worse["kind"] == "worse" and not worse["approved"]
+    assert any("forstår dårligere: x" in line for line in worse["lines"])
+
+    same = retrain.compare(_eval(0.905, 0.90, [("a", "x", "x")]), old)
+    assert same["kind"] == "same" and same["approved"]
+
+    # a tiny F1 gain does not hide that shared messages went wrong
+    paired_worse = retrain.compare(_eval(0.905, 0.90, [("a", "x", "y")]), old)
+    assert paired_worse["kind"] == "worse"
+
+    assert retrain.compare(_eval(0.91, 0.91), None)["kind"] == "first"
+    below = retrain.compare(_eval(0.80, 0.80), old)
+    assert below["kind"] == "below_gate" and not below["approved"]
