@@ -96,6 +96,8 @@ try {
     await link.waitFor();
     assert.match(await link.getAttribute("href"), /^https:\/\//);
     assert.equal(await link.getAttribute("rel"), "noopener noreferrer");
+    await link.scrollIntoViewIfNeeded();
+    await page.waitForTimeout(500);
     await page.screenshot({ path: path.join(shots, "02-blanket.png") });
   });
 
