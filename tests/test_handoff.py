@@ -229,12 +229,13 @@ def test_nobody_takes_the_chat_in_time_the_bot_returns_and_a_case_exists(stack, 
     email = _unique("aisha.karimi")
     leader = Leader(stack, "Aisha Karimi", email, "Sundby Skole")
     try:
-        leader.say("jeg har brug for hjælp til et budget")
-        leader.quiet_for(2)
         leader.say("/human_handoff")
         queued = leader.wait_for(r"i kø")
         assert "3 minutter" in queued["text"]  # AF_HANDOFF_WAIT_SECONDS default, told honestly
+        leader.say("Det handler om budgettet for næste år")
         waiting = supporter.waiting_for("Aisha Karimi")
+        eventually(lambda: any("budgettet" in e["text"] for e in supporter.get(f"handoffs/{waiting['id']}")["transcript"]),
+                   what="lederens besked i samtalen")
         # Let the waiting time pass: move this chat's deadline (set from AF_HANDOFF_WAIT_SECONDS) to now.
         HandoffStore(stack.settings.handoff_db_path).set_deadline(waiting["id"], time.time())
         back = leader.wait_for(r"Ingen medarbejder nåede at tage chatten", timeout=20)
@@ -243,7 +244,7 @@ def test_nobody_takes_the_chat_in_time_the_bot_returns_and_a_case_exists(stack, 
         eventually(lambda: not _paused(stack, leader.session_id), what="samtalen genoptaget")
         case = eventually(lambda: _cases_for(stack, email), timeout=30, what="sagen i ServiceNow")[0]
         assert "Ønsker at blive kontaktet" in case["short_description"]
-        assert "budget" in case["description"]
+        assert "budgettet for næste år" in case["description"]
         # the supporter can no longer take it
         assert supporter.post(f"handoffs/{waiting['id']}/take").status_code == 409
         leader.say("/greet")

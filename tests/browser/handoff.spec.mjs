@@ -96,7 +96,7 @@ try {
     await box.fill(message);
     await console_.getByRole("button", { name: "Send besked" }).click();
     await console_.locator("#transcript .entry.supporter", { hasText: message }).waitFor();
-    await console_.screenshot({ path: path.join(shots, "handoff-konsol.png") });
+    await console_.screenshot({ path: path.join(shots, "handoff-konsol.png"), fullPage: true });
   });
 
   await check("lederens side viser beskeden fra en navngiven medarbejder", async () => {
