@@ -30,6 +30,7 @@ MIN_INPUTS = 2000
 IN_FLIGHT = 6  # conversations in parallel (each conversation is sequential)
 PER_CONVERSATION = 10
 REQUEST_TIMEOUT = 60
+GIVE_UP_AFTER = 100  # unanswered inputs before the fuzz run stops early
 
 IDENTITY_SLOTS = ("leader_name", "leader_email", "leader_institution", "leader_unit")
 FUZZ_LEADER = {"name": "Fuzz Tester", "email": "fuzz.tester@buf.kk.dk", "institution": "Valby Skole"}
@@ -227,22 +228,27 @@ def test_every_hostile_input_gets_an_answer_and_the_servers_stay_up(stack):
     logs_before = _log_sizes(stack)
     started = time.monotonic()
 
+    failed_so_far = [0]
+
     def run(index_and_messages):
         index, messages = index_and_messages
         sender = stack.new_sender(f"fuzz{index}")
         metadata = {"identity_token": token} if index % 2 == 0 else {}
         failures = []
         for message in messages:
+            if failed_so_far[0] >= GIVE_UP_AFTER:  # clearly broken: spare the shared CPU
+                break
             status, body = _post(stack, sender, message, metadata)
             if not _answered(status, body):
                 failures.append((sender, message[:80], status, str(body)[:200]))
+                failed_so_far[0] += 1
         return failures
 
     with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
         failures = [f for result in pool.map(run, enumerate(conversations)) for f in result]
     elapsed = time.monotonic() - started
 
-    assert not failures, f"{len(failures)} af {len(corpus)} input fik intet svar, fx:\n" + "\n".join(
+    assert not failures, f"{len(failures)} input fik intet svar (stop efter {GIVE_UP_AFTER}), fx:\n" + "\n".join(
         map(repr, failures[:15])
     )
     _assert_servers_up(stack)
