@@ -102,7 +102,7 @@ def rows(found: Sequence[Finding], similarity: float) -> List[Dict[str, str]]:
     for number, members in enumerate(groups, start=1):
         for index in members:
             items = distinct[index]
-            first = items[0]
+            first = max(items, key=lambda f: f.timestamp)  # shown as the newest spelling
             reasons = sorted({f.reason for f in items}, key=list(REASONS).index)
             latest = max(f.timestamp for f in items)
             out.append(
