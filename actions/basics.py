@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
+from rasa_sdk.events import ActionExecuted, EventType, FollowupAction, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.identity import identity_from_metadata
@@ -119,4 +119,6 @@ class ActionHandleFallback(Action):
                 text="Undskyld, det forstod jeg ikke helt. Kan du skrive det på en anden måde? Du kan også vælge her:",
                 buttons=MAIN_MENU,
             )
-        return []
+        # This action is also the core fallback (no policy is sure what to do next).
+        # Listening afterwards keeps it from predicting itself again in a loop.
+        return [FollowupAction("action_listen")]

@@ -14,7 +14,16 @@ from scripts.logsetup import configure_logging
 def main(model_path: str, endpoints_path: str) -> None:
     settings = get_settings()
     configure_logging(settings.log_dir / "rasa.log")
+    if not settings.rasa_api_token:
+        # Without a token Rasa would serve its HTTP API (trackers, events) to anyone.
+        sys.exit("FEJL: RASA_API_TOKEN er ikke sat. Rasa-serveren starter ikke med et åbent HTTP-API.")
+    import logging
+
     import rasa.api
+
+    from actions.privacy import route_structlog_through_logging
+
+    route_structlog_through_logging(logging.INFO)
 
     rasa.api.run(
         model=model_path,
@@ -23,7 +32,7 @@ def main(model_path: str, endpoints_path: str) -> None:
         interface=settings.bind_host,
         port=settings.rasa_port,
         cors=list(settings.allowed_origins),
-        auth_token=settings.rasa_api_token or None,
+        auth_token=settings.rasa_api_token,
         enable_api=True,
     )
 

@@ -151,6 +151,7 @@ def main() -> int:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["RASA_TELEMETRY_ENABLED"] = "false"  # no calls home from a closed network
     started: List[Service] = []
     print("Starter AF-assistenten ...", flush=True)
     for service in plan:

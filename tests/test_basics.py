@@ -73,3 +73,9 @@ def test_second_misunderstanding_in_a_row_offers_a_case_or_a_person():
 def test_understood_message_in_between_resets_the_count():
     tracker = _tracker([_user("nlu_fallback"), _user("greet"), _user("nlu_fallback")])
     assert consecutive_fallbacks(tracker) == 1
+
+
+def test_fallback_hands_the_turn_back_to_the_leader():
+    """As core fallback the action must end the turn, or Rasa loops until its circuit breaker."""
+    _, events = _run(ActionHandleFallback(), _tracker([_user("affirm")]))
+    assert events == [{"event": "followup", "timestamp": None, "name": "action_listen"}]
