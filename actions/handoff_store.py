@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS handoffs (
     supporter TEXT,
     supporter_name TEXT,
     ended_at REAL,
-    case_reference TEXT
+    case_reference TEXT,
+    resumed_at REAL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS handoffs_one_open
     ON handoffs(conversation_id) WHERE status IN ('waiting', 'active');
@@ -95,6 +96,7 @@ class Handoff:
     supporter_name: Optional[str]
     ended_at: Optional[float]
     case_reference: Optional[str]
+    resumed_at: Optional[float] = None
 
     def as_dict(self) -> Dict[str, Any]:
         return dict(self.__dict__)
@@ -128,6 +130,9 @@ class HandoffStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(handoffs)")}
+            if "resumed_at" not in columns:  # stores created before the column existed
+                db.execute("ALTER TABLE handoffs ADD COLUMN resumed_at REAL")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -258,6 +263,23 @@ class HandoffStore:
                     row = db.execute("SELECT * FROM handoffs WHERE id = ?", (handoff_id,)).fetchone()
                     claimed.append(_row_to_handoff(row))
         return claimed
+
+    def mark_resumed(self, handoff_id: int, now: Optional[float] = None) -> None:
+        """The bot answers this conversation again (Rasa confirmed the resume)."""
+        now = time.time() if now is None else now
+        with self._db() as db:
+            db.execute("UPDATE handoffs SET resumed_at = ? WHERE id = ?", (now, handoff_id))
+
+    def not_resumed(self, older_than: float, now: Optional[float] = None) -> List[Handoff]:
+        """Ended hand-overs whose conversation is still paused because resuming failed (Rasa was away)."""
+        now = time.time() if now is None else now
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT * FROM handoffs WHERE status IN ('returned', 'closed', 'timed_out') AND resumed_at IS NULL"
+                " AND ended_at <= ? ORDER BY ended_at",
+                (now - older_than,),
+            ).fetchall()
+        return [_row_to_handoff(r) for r in rows]
 
     def set_case_reference(self, handoff_id: int, reference: str) -> None:
         with self._db() as db:

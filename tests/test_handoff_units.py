@@ -240,3 +240,80 @@ def test_asked_about_uses_the_leaders_own_words():
     )
     assert asked_about(tracker, PROFILE) == "Emne: løn – hvordan registrerer jeg overarbejde for en lærer"
     assert (wait_text(30), wait_text(60), wait_text(180)) == ("30 sekunder", "et minut", "3 minutter")
+
+
+# ------------------------------------------------------------------------------ the flow with a fake Rasa API
+class FakeRasa:
+    def __init__(self) -> None:
+        self.appended = []
+        self.fail = False
+
+    async def append(self, conversation_id, events, deliver=True):
+        from web.rasa_api import RasaApiError
+
+        if self.fail:
+            raise RasaApiError("events: ClientConnectorError")
+        self.appended.append((conversation_id, events))
+
+    async def tracker(self, conversation_id):
+        return {"events": [], "slots": {}}
+
+
+def test_a_resume_that_failed_is_retried_so_no_leader_stays_paused(tmp_path, store):
+    from web.handoff_flow import Flow, RESUME_RETRY_SECONDS
+
+    api = FakeRasa()
+    flow = Flow(settings_for(tmp_path), PROFILE, store, api)
+    handoff, _ = store.request("c1", leader_name=None, leader_email=None, leader_institution=None,
+                               leader_unit=None, topic=None, wait_seconds=5, now=100)
+
+    async def scenario():
+        await flow.take_over(handoff.id, "sofie", "Sofie Lund")
+        api.fail = True
+        with pytest.raises(Exception):
+            await flow.hand_back(handoff.id, "sofie", "Sofie Lund")
+        api.fail = False
+        assert await flow.sweep() == 0  # not retried at once
+        with store._db() as db:  # pretend the retry delay has passed
+            db.execute("UPDATE handoffs SET ended_at = ended_at - ?", (RESUME_RETRY_SECONDS + 1,))
+        assert await flow.sweep() == 1
+        assert await flow.sweep() == 0
+
+    asyncio.run(scenario())
+    kinds = [[e["event"] for e in events] for _, events in api.appended]
+    assert kinds[0] == ["bot"]  # "Nu skriver du med Sofie fra AF"
+    assert kinds[-1][:2] == ["resume", "action"] and "AF-assistenten" in api.appended[-1][1][-1]["text"]
+    assert store.get(handoff.id).resumed_at is not None
+
+
+def test_time_out_without_identity_offers_a_case_and_resumes(tmp_path, store):
+    from web.handoff_flow import Flow
+
+    api = FakeRasa()
+    flow = Flow(settings_for(tmp_path), PROFILE, store, api)
+    handoff, _ = store.request("c9", leader_name=None, leader_email=None, leader_institution=None,
+                               leader_unit=None, topic=None, wait_seconds=5, now=100)
+    assert asyncio.run(flow.sweep()) == 1
+    events = api.appended[0][1]
+    assert [e["event"] for e in events] == ["resume", "action", "bot"]
+    assert "Ingen medarbejder nåede at tage chatten" in events[-1]["text"]
+    assert [b["payload"] for b in events[-1]["data"]["buttons"]] == ["/request_help", "/book_meeting"]
+    assert store.get(handoff.id).status == "timed_out"
+    assert [e.action for e in store.audit_entries(5)] == ["timeout"]
+
+
+def test_cli_adds_a_supporter_who_can_log_in(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "supporters.yml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AF_")}
+    env.update({"AF_MODE": "development", "AF_VAR_DIR": str(tmp_path), "AF_SUPPORTERS_FILE": str(path),
+                "PYTHONPATH": str(PROJECT_ROOT)})
+    result = subprocess.run([sys.executable, "-m", "web.support", "add-supporter", "--username", "peter.holm",
+                             "--name", "Peter Holm", "--password-stdin"], input="et-langt-kodeord-til-test\n",
+                            env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    settings = settings_for(tmp_path, AF_SUPPORTERS_FILE=str(path))
+    assert support_auth.authenticate(settings, "peter.holm", "et-langt-kodeord-til-test").name == "Peter Holm"

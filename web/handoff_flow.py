@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from actions import case_service
-from actions.handoff_store import CLOSED, RETURNED, Handoff, HandoffStore
+from actions.handoff_store import CLOSED, RETURNED, TIMED_OUT, Handoff, HandoffStore
 from actions.privacy import mask_cpr
 from actions.settings import Settings
 from web import transcript
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 MAX_SUPPORTER_MESSAGE = 2000
 SWEEP_SECONDS = 1.0
+RESUME_RETRY_SECONDS = 10.0
 MAIN_MENU = [
     {"title": "Find en blanket", "payload": "/find_form"},
     {"title": "Stil et spørgsmål om regler", "payload": "/ask_question"},
@@ -69,6 +70,11 @@ class Flow:
     @staticmethod
     def _resume() -> List[Dict[str, Any]]:
         return [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
+
+    async def _resume_with(self, handoff: Handoff, message: Dict[str, Any]) -> None:
+        """Resume the bot and say ``message``; recorded, so a failed resume is retried by ``sweep``."""
+        await self.api.append(handoff.conversation_id, self._resume() + [message])
+        await asyncio.to_thread(self.store.mark_resumed, handoff.id)
 
     def _topic_for_case(self, handoff: Handoff, tracker: Dict[str, Any]) -> str:
         topics = self.profile.topics
@@ -147,10 +153,9 @@ class Flow:
             raise FlowError("Samtalen kunne ikke gives tilbage. Prøv igen.")
         await asyncio.to_thread(self.store.audit, "return", username, handoff)
         first = transcript.supporter_label(name).split(" fra ")[0]
-        await self.api.append(handoff.conversation_id, self._resume() + [
-            self._bot(f"Nu er det mig, AF-assistenten, igen. {first} har givet samtalen tilbage til mig. "
-                      "Hvad kan jeg hjælpe med?", MAIN_MENU)
-        ])
+        await self._resume_with(handoff, self._bot(
+            f"Nu er det mig, AF-assistenten, igen. {first} har givet samtalen tilbage til mig. "
+            "Hvad kan jeg hjælpe med?", MAIN_MENU))
         return handoff
 
     async def close(self, handoff_id: int, username: str, name: str, create_case: bool,
@@ -181,15 +186,15 @@ class Flow:
         if reference:
             text += f" Der er oprettet en sag med samtalen: {reference}."
         text += " Skriv bare igen, hvis du har brug for mere – så svarer jeg, AF-assistenten."
-        await self.api.append(handoff.conversation_id, self._resume() + [self._bot(text)])
+        await self._resume_with(handoff, self._bot(text))
         return {"case_reference": reference, "case_error": case_error}
 
     # -- nobody came ----------------------------------------------------------------------
     async def time_out(self, handoff: Handoff) -> Optional[str]:
         """Bring the bot back for a hand-over nobody took. Returns the case reference, if any."""
-        reference = None
+        reference = handoff.case_reference  # set when this is a retry
         promise = ""
-        if handoff.leader_email:
+        if handoff.leader_email and not reference:
             try:
                 tracker = await self.api.tracker(handoff.conversation_id)
                 result = await self._create_case(
@@ -201,12 +206,13 @@ class Flow:
                 await asyncio.to_thread(self.store.set_case_reference, handoff.id, reference)
             except Exception:  # never leave the leader paused because the case failed
                 log.exception("Henvendelsen for chat %s kunne ikke oprettes", handoff.id)
-        await asyncio.to_thread(self.store.audit, "timeout", None, handoff,
-                                f"sag {reference}" if reference else "ingen sag")
+        if handoff.case_reference is None:  # not on retries
+            await asyncio.to_thread(self.store.audit, "timeout", None, handoff,
+                                    f"sag {reference}" if reference else "ingen sag")
         if reference:
             text = (
                 "Undskyld ventetiden. Ingen medarbejder nåede at tage chatten. Jeg har oprettet en henvendelse "
-                f"til AF ({reference}), så en medarbejder kontakter dig {promise}. "
+                f"til AF ({reference}), så en medarbejder kontakter dig{' ' + promise if promise else ''}. "
                 "Vil du hellere booke et møde, kan du gøre det her."
             )
             buttons = [{"title": "Book et møde med AF", "payload": "/book_meeting"},
@@ -219,18 +225,25 @@ class Flow:
             )
             buttons = [{"title": "Opret en henvendelse", "payload": "/request_help"},
                        {"title": "Book et møde med AF", "payload": "/book_meeting"}]
-        await self.api.append(handoff.conversation_id, self._resume() + [self._bot(text, buttons)])
+        await self._resume_with(handoff, self._bot(text, buttons))
         return reference
 
     async def sweep(self) -> int:
-        """Time out every waiting hand-over past its deadline; how many."""
+        """Time out every waiting hand-over past its deadline, and retry resumes that failed; how many."""
         due = await asyncio.to_thread(self.store.claim_timed_out)
-        for handoff in due:
+        due_ids = {h.id for h in due}
+        stuck = [h for h in await asyncio.to_thread(self.store.not_resumed, RESUME_RETRY_SECONDS)
+                 if h.id not in due_ids]
+        for handoff in due + stuck:
             try:
-                await self.time_out(handoff)
+                if handoff.status == TIMED_OUT:
+                    await self.time_out(handoff)
+                else:
+                    await self._resume_with(handoff, self._bot(
+                        "Nu svarer jeg, AF-assistenten, igen. Hvad kan jeg hjælpe med?", MAIN_MENU))
             except Exception:
-                log.exception("Kunne ikke give chat %s tilbage til assistenten efter ventetiden", handoff.id)
-        return len(due)
+                log.exception("Kunne ikke give chat %s tilbage til assistenten (prøver igen)", handoff.id)
+        return len(due) + len(stuck)
 
 
 async def run_timeouts(flow: Flow, interval: float = SWEEP_SECONDS) -> None:
