@@ -291,6 +291,18 @@ class HandoffStore:
             db.execute("UPDATE handoffs SET deadline_at = ? WHERE id = ? AND status = 'waiting'",
                        (deadline_at, handoff_id))
 
+    def purge(self, before: float) -> int:
+        """Delete ended hand-overs (they hold the leader's name, e-mail and words) and audit entries
+        older than ``before``; for the retention job. Returns the number of hand-overs deleted."""
+        with self._db() as db:
+            cursor = db.execute(
+                "DELETE FROM handoffs WHERE status NOT IN ('waiting', 'active') AND COALESCE(ended_at, requested_at) < ?",
+                (before,),
+            )
+            db.execute("DELETE FROM audit WHERE at < ?", (before,))
+            db.execute("DELETE FROM sessions WHERE expires_at < ?", (before,))
+        return cursor.rowcount
+
     # -- console sessions and presence -------------------------------------------
     def create_session(self, sid_hash: str, username: str, display_name: str, csrf: str,
                        expires_at: float, now: Optional[float] = None) -> None:

@@ -317,3 +317,14 @@ def test_cli_adds_a_supporter_who_can_log_in(tmp_path):
     assert result.returncode == 0, result.stderr
     settings = settings_for(tmp_path, AF_SUPPORTERS_FILE=str(path))
     assert support_auth.authenticate(settings, "peter.holm", "et-langt-kodeord-til-test").name == "Peter Holm"
+
+
+def test_purge_removes_ended_handoffs_but_never_open_ones(store):
+    ended, _ = queue(store, "old", 100)
+    store.take(ended.id, "sofie", "Sofie Lund", now=110)
+    store.finish(ended.id, "sofie", CLOSED, now=120)
+    waiting, _ = queue(store, "still-waiting", 100)
+    store.audit("take", "sofie", ended, now=110)
+    assert store.purge(before=1000) == 1
+    assert store.get(ended.id) is None and store.get(waiting.id) is not None
+    assert store.audit_entries() == []
