@@ -22,9 +22,10 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from actions.identity import METADATA_KEY, Identity, IdentityError, verify_token
+from actions.privacy import cpr_notice, mask_cpr
 from actions.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,12 @@ REFUSAL_INVALID = (
 # Slots/entities that only action_session_start may set (from a verified token).
 IDENTITY_ENTITY_PREFIXES = ("leader_", "identity")
 
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Control characters and lone UTF-16 surrogates (which crash logging and JSON encoders).
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+TOO_LONG_NOTICE = (
+    "Din besked er meget lang, så jeg har kun læst de første {limit} tegn. "
+    "Skriv gerne kortere beskeder – gerne én ting ad gangen."
+)
 _PAYLOAD_RE = re.compile(r"^(\s*/[^{}\s@]+(?:@[0-9.]+)?)(\{.*\})\s*$", re.DOTALL)
 # Room for a CPR number that straddles the length limit to be masked whole.
 _MASK_MARGIN = 32
@@ -55,19 +61,13 @@ class Inbound:
     metadata: Dict[str, Any] = field(default_factory=dict)
     identity: Optional[Identity] = None
     refusal: Optional[str] = None
+    # Kind Danish notices the channel sends before the bot's reply
+    # (a CPR number was removed, the message was cut to the length limit).
+    notices: List[str] = field(default_factory=list)
 
     @property
     def refused(self) -> bool:
         return self.refusal is not None
-
-
-def _mask_function() -> Callable[[str], Tuple[str, int]]:
-    try:
-        from actions.privacy import mask_cpr
-    except ImportError:  # pragma: no cover - privacy module missing in a partial checkout
-        logger.error("actions.privacy mangler: CPR-numre bliver IKKE maskeret")
-        return lambda text: (text, 0)
-    return mask_cpr
 
 
 def clean_text(text: Any) -> str:
@@ -137,16 +137,19 @@ def prepare(text: Any, raw_metadata: Any, settings: Optional[Settings] = None) -
     too_long = len(cleaned) > limit
     if too_long:
         cleaned = cleaned[: limit + _MASK_MARGIN]
-    masked, count = _mask_function()(cleaned)
+    masked, count = mask_cpr(cleaned)
     if too_long:
         masked = masked[:limit]
     masked = _drop_identity_entities(masked)
 
     metadata: Dict[str, Any] = {}
+    notices: List[str] = []
     if token is not None:
         metadata[METADATA_KEY] = token
     if count:
         metadata["cpr_masked"] = count
+        notices.append(cpr_notice(count))
     if too_long:
         metadata["too_long"] = True
-    return Inbound(text=masked, metadata=metadata, identity=identity)
+        notices.append(TOO_LONG_NOTICE.format(limit=f"{limit:,}".replace(",", ".")))
+    return Inbound(text=masked, metadata=metadata, identity=identity, notices=notices)

@@ -104,6 +104,7 @@ class AfRestInput(RestInput):
                 logger.error("REST-besked fra %s fik timeout", sender)
             except Exception:
                 logger.exception("REST-besked fra %s fejlede", sender)
-            return response.json(collector.messages)
+            notices = [{"recipient_id": sender, "text": text} for text in prepared.notices]
+            return response.json(notices + collector.messages)
 
         return custom_webhook

@@ -188,6 +188,8 @@ class AfSocketIOInput(SocketIOInput):
             if connected_as and prepared.identity and prepared.identity.email != connected_as:
                 await self._say(sio, sid, inbound.REFUSAL_INVALID)
                 return
+            for notice in prepared.notices:
+                await sio.emit(self.bot_message_evt, {"text": notice}, room=session_id, namespace=self.namespace)
             message = UserMessage(
                 prepared.text,
                 SocketIOOutput(sio, self.bot_message_evt),
