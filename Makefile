@@ -8,12 +8,13 @@ export PYTHONWARNINGS := ignore::DeprecationWarning,ignore::PendingDeprecationWa
 # make run is the development stack unless the operator says otherwise.
 AF_MODE ?= development
 
-.PHONY: help setup model run test validate pytest stories nlu-eval clean
+.PHONY: help setup model run test validate clean purge
 
 help:
 	@echo "make run    – starter AF-assistenten lokalt (installerer og træner først, hvis det behøves)"
 	@echo "make test   – kører alle tests (installerer og træner først, hvis det behøves)"
 	@echo "make model  – træner en ny model, hvis data, domæne eller config er ændret"
+	@echo "make purge  – sletter samtaler ældre end AF_RETENTION_DAYS (ARGS=--dry-run viser kun antal)"
 
 setup:
 	@scripts/setup.sh
@@ -29,6 +30,9 @@ test: model
 
 validate: setup
 	.venv/bin/rasa data validate --domain domain --data data --config config.yml
+
+purge: setup
+	@$(PY) -m scripts.purge $(ARGS)
 
 clean:
 	rm -rf models results test-output var/nlu-eval var/nlu-split

@@ -3,7 +3,7 @@
 # Re-runs only when the requirement files change (stamp file in .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-stamp_src=$(cat requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -c1-16)
+stamp_src=$(cat requirements.txt requirements-dev.txt constraints.txt package.json package-lock.json | sha256sum | cut -c1-16)
 stamp=".venv/.installed-$stamp_src"
 if [ -f "$stamp" ] && [ -x .venv/bin/python ]; then
   exit 0
@@ -19,6 +19,21 @@ echo "Installerer de låste pakker (log: logs/pip-install.log) ..."
 if ! .venv/bin/python -m pip install --disable-pip-version-check -r requirements-dev.txt -c constraints.txt >logs/pip-install.log 2>&1; then
   tail -n 30 logs/pip-install.log >&2
   echo "FEJL: pakkerne kunne ikke installeres, se logs/pip-install.log" >&2
+  exit 1
+fi
+
+# The chat widget's socket.io client is served from our own server (no CDN).
+if ! command -v npm >/dev/null 2>&1; then
+  echo "npm mangler; installerer Node.js og npm fra Debians pakker ..."
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm) >>logs/pip-install.log 2>&1
+  fi
+  command -v npm >/dev/null 2>&1 || { echo "FEJL: installér Node.js og npm (fx 'apt-get install nodejs npm')" >&2; exit 1; }
+fi
+echo "Installerer chat-widgettens JavaScript-pakker (npm ci) ..."
+if ! npm ci --no-audit --no-fund --loglevel=error >logs/npm-install.log 2>&1; then
+  tail -n 30 logs/npm-install.log >&2
+  echo "FEJL: npm ci mislykkedes, se logs/npm-install.log" >&2
   exit 1
 fi
 rm -f .venv/.installed-*

@@ -6,6 +6,17 @@ export PYTHONPATH="$PWD"
 PY=.venv/bin/python
 RASA=.venv/bin/rasa
 model=$($PY scripts/model.py ensure)
+
+# The browser tests drive Debian's Chromium (never a downloaded browser).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "Installerer Chromium til browsertestene (apt) ..."
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >logs/apt-chromium.log 2>&1 \
+      || { tail -n 20 logs/apt-chromium.log >&2; echo "FEJL: Chromium kunne ikke installeres" >&2; exit 1; }
+  else
+    echo "FEJL: /usr/bin/chromium mangler; installér Debians pakke 'chromium'" >&2; exit 1
+  fi
+fi
 mkdir -p results
 
 echo "== 1/4 rasa data validate"
