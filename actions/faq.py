@@ -8,7 +8,8 @@ Actions:
 * ``action_answer_faq`` – answers the best topic (2-4 sentences + link) and asks
   "Hjalp det?" (buttons Ja/Nej -> /affirm, /deny; sets ``faq_feedback_pending``).
   Unsure: up to three topics as buttons (``/ask_question{"faq_id": "<id>"}``).
-  No topic fits: a form if one clearly fits, else an offer of help or a meeting.
+  Not one clear topic but clearly a form: the form. Nothing fits: an offer of help or a meeting.
+  Topics may list related forms (``forms:``); their links follow the answer.
 * ``action_faq_feedback`` – ja/nej right after ``action_answer_faq`` (see
   data/rules/knowledge.yml). After Ja: closes politely; after Nej: offers to order help
   or book a meeting about the same topic (``/request_help{"topic": ...}``,
@@ -43,6 +44,7 @@ class FaqTopic:
     url: str  # expanded
     answer: str
     words: Tuple[str, ...]
+    forms: Tuple[str, ...] = ()  # related form ids (shown with a link under the answer)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ def parse_faq(data: Any, profile: Profile, source: str = FAQ_FILE) -> Tuple[FaqT
         words = entry.get("words") or []
         if not isinstance(words, list) or not all(isinstance(w, (str, int)) for w in words):
             raise ProfileError(f"{where}: words skal være en liste af ord og vendinger")
+        forms = entry.get("forms") or []
+        if not isinstance(forms, list) or not all(isinstance(f, str) for f in forms):
+            raise ProfileError(f"{where}: forms skal være en liste af blanket-id'er fra forms.yml")
         topics.append(
             FaqTopic(
                 id=faq_id,
@@ -88,9 +93,17 @@ def parse_faq(data: Any, profile: Profile, source: str = FAQ_FILE) -> Tuple[FaqT
                 url=profile.link(_text(entry, "url", where)),
                 answer=" ".join(_text(entry, "answer", where).split()),
                 words=tuple(str(w).strip() for w in words if str(w).strip()),
+                forms=tuple(forms),
             )
         )
     return tuple(topics)
+
+
+def check_related_forms(topics, form_catalogue, source: str = FAQ_FILE) -> None:
+    for topic in topics:
+        for form_id in topic.forms:
+            if form_catalogue.get(form_id) is None:
+                raise ProfileError(f"{source}, emne '{topic.id}': blanketten '{form_id}' findes ikke i forms.yml")
 
 
 def build_index(topics) -> CatalogueIndex:
@@ -116,6 +129,7 @@ def load_faq_catalogue(profile: Optional[Profile] = None) -> FaqCatalogue:
         if cached and cached[0] == mtime:
             return cached[1]
         topics = parse_faq(profile.catalogue(FAQ_FILE), profile, str(path))
+        check_related_forms(topics, forms_lookup.load_form_catalogue(profile), str(path))
         catalogue = FaqCatalogue(topics, build_index(topics))
         _cache[path] = (mtime, catalogue)
         return catalogue
@@ -136,18 +150,25 @@ FEEDBACK_QUESTION = "Hjalp det svar dig?"
 FEEDBACK_BUTTONS = [{"title": "Ja", "payload": "/affirm"}, {"title": "Nej", "payload": "/deny"}]
 
 
-def answer_text(topic: FaqTopic) -> str:
-    return f"{topic.answer}\nLæs de fulde regler her: {topic.url}"
+def answer_text(topic: FaqTopic, profile: Optional[Profile] = None) -> str:
+    text = f"{topic.answer}\nLæs de fulde regler her: {topic.url}"
+    if topic.forms:
+        forms = forms_lookup.load_form_catalogue(profile)
+        for form_id in topic.forms:
+            form = forms.get(form_id)
+            text += f"\nBlanketten «{form.title}»: {form.url}"
+    return text
 
 
-def _answer(topic: FaqTopic) -> Dict[str, Any]:
+def _answer(topic: FaqTopic, profile: Optional[Profile] = None) -> Dict[str, Any]:
     return {
         "kind": "sure",
         "faq_id": topic.id,
+        "related_forms": list(topic.forms),
         "topic": topic.topic,
         "ask_feedback": True,
         "messages": [
-            {"text": answer_text(topic)},
+            {"text": answer_text(topic, profile)},
             {"text": FEEDBACK_QUESTION, "buttons": list(FEEDBACK_BUTTONS)},
         ],
     }
@@ -159,27 +180,32 @@ def plan_faq_reply(text: str, chosen_id: Optional[str], profile: Profile) -> Dic
     if chosen_id:
         topic = catalogue.get(chosen_id)
         if topic:
-            return _answer(topic)
+            return _answer(topic, profile)
     if not text or forms_lookup.is_payload(text):
         return {"kind": "prompt", "messages": [{"text": PROMPT}]}
     decision = catalogue.search(text)
     if decision.kind == "sure":
-        return _answer(catalogue.get(decision.hits[0].id))
+        return _answer(catalogue.get(decision.hits[0].id), profile)
+    # Not one clear rule topic. If it is clearly about a form, that form is part of the answer.
+    form_decision = forms_lookup.search_forms(text, profile)
+    form = None
+    if form_decision.kind == "sure":
+        form = forms_lookup.load_form_catalogue(profile).get(form_decision.hits[0].id)
     if decision.kind == "unsure":
         buttons = [
             {"title": catalogue.get(h.id).title, "payload": payload("ask_question", faq_id=h.id)}
             for h in decision.hits
         ]
+        if form:
+            buttons.append({"title": f"Blanket: {form.title}", "payload": payload("find_form", form_id=form.id)})
         return {
             "kind": "unsure",
             "candidates": [h.id for h in decision.hits],
+            "offered_forms": [form.id] if form else [],
             "messages": [{"text": "Jeg er ikke helt sikker på, hvad du spørger om. Er det et af de her emner?",
                           "buttons": buttons}],
         }
-    # No rule topic fits. Maybe the leader really needs a form.
-    form_decision = forms_lookup.search_forms(text, profile)
-    if form_decision.kind == "sure":
-        form = forms_lookup.load_form_catalogue(profile).get(form_decision.hits[0].id)
+    if form:
         return {"kind": "form", "form_id": form.id, "messages": [{"text": forms_lookup.form_reply(form)}]}
     return {
         "kind": "none",

@@ -37,7 +37,7 @@ STOPWORDS = frozenset(
     man mange med meget men mig min mine mit mon maa maaske naar nej noget nogen nogle nu og ogsaa om os paa sig sin
     sine sit skal skulle som saa sammen tak til tror under ud var vi vil ville vores vaeret
     ja okay ok hmm hey hallo hi venlig venlige hilsen mvh please
-    uge ugen uger naeste dage dagen to tre fire fem hold holde holder holdt arbejde arbejder arbejdet arbejdede
+    ny nye nyt uge ugen uger naeste dage dagen to tre fire fem hold holde holder holdt arbejde arbejder arbejdet arbejdede
     blanket blanketten blanketter blanketterne skema skemaet skemaer formular formularen link linket
     finde finder findes fandt hjaelp hjaelpe hjaelper bruge bruger brugt brug spoerge spoergsmaal
     medarbejder medarbejderen medarbejdere medarbejderne ansat ansatte kollega kollegaen
@@ -95,8 +95,14 @@ _STOP_SKELETONS = frozenset(skeleton(w) for w in STOPWORDS)
 
 
 def is_stopword(word: str) -> bool:
-    """``word`` is folded; it is a stopword in either spelling ("hvornaar", "hvornar")."""
-    return word in STOPWORDS or skeleton(word) in _STOP_SKELETONS
+    """``word`` is folded; it is a stopword in either spelling ("hvornaar", "hvornar").
+
+    The skeleton is only used for words written without æøå pairs, so "ansaette" (ansætte)
+    is not mistaken for the stopword "ansatte".
+    """
+    if word in STOPWORDS:
+        return True
+    return _SKELETON_RE.search(word) is None and skeleton(word) in _STOP_SKELETONS
 
 
 @lru_cache(maxsize=20000)

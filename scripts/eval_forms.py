@@ -5,7 +5,8 @@ chat: the trained model's NLU parse (intent, incl. the fallback threshold) and t
 action the intent leads to (``action_find_form``, or ``action_answer_faq``, which falls back
 to a form). The forms the bot shows, in order, are its ranking:
 
-* one clear form: that form;
+* one clear form: that form (also when a rule answer links its related form, or a list
+  of rule topics ends with the one form that clearly fits);
 * unsure: the two or three forms offered as buttons;
 * anything else (another intent, "det forstod jeg ikke", a rule answer, no fit): nothing.
 
@@ -60,6 +61,10 @@ def bot_ranking(intent: Optional[str], text: str, profile) -> Dict[str, Any]:
         return {"kind": f"intent:{intent}", "forms": []}
     if plan.get("form_id"):
         forms = [plan["form_id"]]
+    elif plan.get("related_forms"):  # a rule answer that links its form(s)
+        forms = list(plan["related_forms"])
+    elif plan.get("offered_forms"):  # rule topics offered as buttons, plus the one clear form
+        forms = list(plan["offered_forms"])
     else:
         forms = list(plan.get("candidates") or []) if plan["kind"] == "unsure" and "form_id" in plan else []
     return {"kind": plan["kind"], "forms": forms}
