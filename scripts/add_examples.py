@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import difflib
 import re
 import sys
 from dataclasses import dataclass, field
@@ -105,12 +106,14 @@ def plan(rows: Sequence[Dict[str, str]], intents: Sequence[str], existing: Seque
         label = (row.get("ret_intent") or "").strip()
         if label.casefold() in SKIP_LABELS:
             continue
+        label = {name.casefold(): name for name in valid}.get(label.casefold(), label)  # "Find_Form" is fine
         text = clean_text(row.get("tekst") or row.get("text") or "")
         if not text:
             outcome.errors.append(f"Række {number}: der er ingen tekst.")
             continue
         if label not in valid:
             close = [i for i in valid if normalise(i) == normalise(label)]
+            close = close or difflib.get_close_matches(label.casefold(), sorted(valid), n=1, cutoff=0.75)
             hint = f" Mente du «{close[0]}»?" if close else ""
             outcome.errors.append(f"Række {number}: «{label}» er ikke en intent, assistenten kender.{hint}")
             continue

@@ -58,14 +58,15 @@ def test_plan_warns_when_an_example_looks_like_another_intent():
 def test_plan_refuses_unknown_labels_and_changes_nothing():
     rows = [
         {"tekst": "blanket til orlov", "ret_intent": "find_form"},
-        {"tekst": "barsel regler", "ret_intent": "Ask_Question "},
+        {"tekst": "barsel regler", "ret_intent": "Ask_Question "},  # case and spaces do not matter
+        {"tekst": "blanket til sygemelding", "ret_intent": "find_from"},
         {"tekst": "det forstod du ikke", "ret_intent": "nlu_fallback"},  # not trainable
     ]
     outcome = add_examples.plan(rows, INTENTS, EXISTING)
     assert outcome.added == {}
     assert len(outcome.errors) == 2
-    assert "Række 3" in outcome.errors[0] and "Mente du «ask_question»" in outcome.errors[0]
-    assert "nlu_fallback" in outcome.errors[1]
+    assert "Række 4" in outcome.errors[0] and "Mente du «find_form»" in outcome.errors[0]
+    assert "Række 5" in outcome.errors[1] and "nlu_fallback" in outcome.errors[1]
 
 
 def test_clean_text_masks_cpr_and_strips_annotation_syntax():
