@@ -132,6 +132,24 @@ def markdown(rows: list[dict[str, Any]], folds: int) -> str:
     return "\n".join(lines)
 
 
+def write_result(out: Path, configs, predictions, train_seconds, sizes, folds: int, folds_done: int, started: float) -> dict[str, Any]:
+    rows = [summarise(c, predictions[c], train_seconds[c], sizes[c]) for c in configs]
+    result = {
+        "folds": folds,
+        "folds_done": folds_done,
+        "seed": SEED,
+        "examples": rows[0]["examples"],
+        "intents": sorted({p.expected for p in predictions[configs[0]]}),
+        "wall_seconds": round(time.monotonic() - started),
+        "pipelines": rows,
+        "chosen": choose(rows)["config"],
+        "markdown": markdown(rows, folds) + ("" if folds_done == folds else f" Kun {folds_done} af {folds} folds kørt."),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    return result
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=3)
@@ -172,22 +190,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             predictions[config].extend(fold_predictions)
             f1 = intent_report(fold_predictions)["weighted_f1"]
             print(f"fold {fold + 1}/{args.folds} {label(config):40} vægtet F1 {f1:.3f}", flush=True)
+        # Written after every fold, so an interrupted run still leaves the completed folds.
+        result = write_result(args.out, configs, predictions, train_seconds, sizes, args.folds, fold + 1, started)
 
-    rows = [summarise(c, predictions[c], train_seconds[c], sizes[c]) for c in configs]
-    chosen = choose(rows)
-    table = markdown(rows, args.folds)
-    result = {
-        "folds": args.folds,
-        "seed": SEED,
-        "examples": rows[0]["examples"],
-        "intents": sorted({p.expected for p in predictions[configs[0]]}),
-        "wall_seconds": round(time.monotonic() - started),
-        "pipelines": rows,
-        "chosen": chosen["config"],
-        "markdown": table,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    table, chosen = result["markdown"], result["chosen"]
+    chosen = next(r for r in result["pipelines"] if r["config"] == chosen)
     print()
     print(table)
     print(f"\nValg: {chosen['config']} (højeste vægtede F1; inden for {EQUAL_WITHIN} vinder den hurtigste træning)")
