@@ -208,7 +208,11 @@ def status(root: Path) -> int:
             score = f" – vægtet F1 {intents['weighted_f1']:.3f}, rigtige {intents['accuracy']:.1%}"
         print(f"{label}: {path.name}{'' if path.exists() else ' (filen mangler!)'}{score}")
 
-    describe("I drift", in_service(root))
+    if in_service(root) is None:
+        print(f"I drift: ingen valgt endnu – make run starter modellen for de nuværende data "
+              f"({current_data_model(root).name}). Vælg en med make retrain og make activate.")
+    else:
+        describe("I drift", in_service(root))
     describe("Forrige", previous(root))
     info = read_candidate(root)
     describe("Kandidat", root / "models" / info["model"] if info else None)
