@@ -208,6 +208,32 @@ def plan_form_reply(text: str, chosen_id: Optional[str], profile: Profile) -> Di
     return plan
 
 
+HINT_MIN_SCORE = 2.5  # a fallback hint needs at least one exact, rare catalogue word
+
+
+def form_hint(text: str, profile: Optional[Profile] = None) -> Optional[Dict[str, Any]]:
+    """For other capabilities' fallback / out-of-scope handling: when NLU did not see a form
+    question but the text clearly names one form, a plan suggesting it; else None.
+
+    Use: ``plan = form_hint(text)``; ``if plan: dispatch_plan(dispatcher, plan)``.
+    """
+    if not text or is_payload(text):
+        return None
+    profile = profile or get_profile()
+    catalogue = load_form_catalogue(profile)
+    decision = catalogue.search(text)
+    if decision.kind != "sure" or decision.hits[0].score < HINT_MIN_SCORE:
+        return None
+    form = catalogue.get(decision.hits[0].id)
+    return {
+        "kind": "hint",
+        "form_id": form.id,
+        "messages": [{
+            "text": "Jeg er ikke sikker på, at jeg forstod dig. Leder du måske efter denne blanket?\n" + form_reply(form),
+        }],
+    }
+
+
 def _no_fit(profile: Profile, topic: Optional[str], first: str) -> Dict[str, Any]:
     text = (
         f"{first} Du kan se alle blanketter her: {profile.forms_page_url}\n"

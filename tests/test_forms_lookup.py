@@ -248,3 +248,11 @@ def test_a_verb_is_not_dropped_because_it_looks_like_a_stopword_without_aeoeaa()
     # "ansætte" folds to "ansaette", whose skeleton equals that of the stopword "ansatte"
     assert textnorm.terms("ansætte") != []
     assert textnorm.terms("hvornar") == [] and textnorm.terms("hvornår") == []
+
+
+def test_fallback_hint_only_for_a_clear_form(catalogue):
+    plan = forms_lookup.form_hint("en pædagog har lagt penge ud til blomster med sit private kort")
+    assert plan["form_id"] == "udlaeg" and catalogue.get("udlaeg").url in plan["messages"][0]["text"]
+    assert forms_lookup.form_hint("hvad er klokken") is None
+    assert forms_lookup.form_hint("noget med løn") is None  # unsure: no guess in a fallback
+    assert forms_lookup.form_hint("/greet") is None
