@@ -25,6 +25,10 @@ def main(model_path: str, endpoints_path: str) -> None:
 
     route_structlog_through_logging(logging.INFO)
 
+    from scripts.rasa_speedups import install as install_speedups
+
+    install_speedups()  # measured: see scripts/rasa_speedups.py and docs/benchmarks.md
+
     rasa.api.run(
         model=model_path,
         endpoints=endpoints_path,
