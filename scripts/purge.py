@@ -150,6 +150,23 @@ def purge_outbox(settings: Settings, cutoff: float, dry_run: bool, now: Optional
     return int(Outbox(path).purge_delivered(older_than_seconds=max(0.0, now - cutoff)))
 
 
+def purge_handoffs(settings: Settings, cutoff: float, dry_run: bool) -> int:
+    """Ended hand-overs to a supporter (names, e-mails, words) and old audit entries."""
+    path = settings.handoff_db_path
+    if not path.exists():
+        return 0
+    if dry_run:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
+            row = db.execute(
+                "SELECT COUNT(*) FROM handoffs WHERE status NOT IN ('waiting', 'active')"
+                " AND COALESCE(ended_at, requested_at) < ?", (cutoff,)
+            ).fetchone()
+            return int(row[0])
+    from actions.handoff_store import get_store
+
+    return int(get_store(settings).purge(cutoff))
+
+
 def purge_logs(log_dir: Path, cutoff: float, dry_run: bool) -> int:
     """Log files (and rotated log files) not modified since ``cutoff``."""
     if not log_dir.is_dir():
@@ -199,6 +216,8 @@ def main(argv: Optional[Sequence[str]] = None, settings: Optional[Settings] = No
               f"({_n(tracker.events, 'hændelse', 'hændelser')}) {verb}.")
         outbox = purge_outbox(settings, cutoff, args.dry_run, now=now)
         print(f"Udbakke: {_n(outbox, 'leveret post', 'leverede poster')} {verb} (ikke-leverede bestillinger bliver).")
+        handoffs = purge_handoffs(settings, cutoff, args.dry_run)
+        print(f"Overdragelser til medarbejdere: {_n(handoffs, 'afsluttet samtale', 'afsluttede samtaler')} {verb}.")
         if not args.no_logs:
             print(f"Logfiler: {_n(purge_logs(settings.log_dir, cutoff, args.dry_run), 'fil', 'filer')} {verb}.")
     except Exception as exc:  # an operator's cron job: one clear line, non-zero exit

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from actions.settings import Settings, get_settings  # noqa: E402
+from actions.settings import DEV_SUPPORTER_PASSWORD, DEV_SUPPORTER_USERNAME, Settings, get_settings  # noqa: E402
 
 
 @dataclass
@@ -187,6 +187,10 @@ def main() -> int:
             print(f"  - {service.title}:{where}")
         if (ROOT / "web").is_dir():
             print(f"Åbn chatten i en browser: http://{settings.bind_host}:{settings.web_port}/")
+            console = f"http://{settings.bind_host}:{settings.web_port}/support"
+            if settings.development:
+                console += f"  (demo-login: {DEV_SUPPORTER_USERNAME} / {DEV_SUPPORTER_PASSWORD})"
+            print(f"Konsol for AF-medarbejdere: {console}")
         print(f"Logfiler ligger i {settings.log_dir}. Stop med Ctrl-C.", flush=True)
 
         while not stopping:

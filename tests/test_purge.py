@@ -197,3 +197,24 @@ def test_missing_outbox_is_not_created(tmp_path):
     settings = _settings(tmp_path)
     assert purge.purge_outbox(settings, NOW, dry_run=False) == 0
     assert not settings.outbox_path.exists()
+
+
+def test_ended_handoffs_past_the_limit_go_and_waiting_leaders_stay(tmp_path, capsys):
+    from actions.handoff_store import CLOSED, get_store
+
+    settings = _settings(tmp_path, AF_TRACKER_DB_PATH=str(tmp_path / "none.db"))
+    store = get_store(settings)
+    who = dict(leader_name="Mette Hansen", leader_email="mette@buf.kk.dk", leader_institution="Valby Skole",
+               leader_unit="af-syd", topic="loen", wait_seconds=180)
+    old, _ = store.request("old-chat", now=NOW - 100 * DAY, **who)
+    store.take(old.id, "sofie", "Sofie Lund", now=NOW - 100 * DAY)
+    store.finish(old.id, "sofie", CLOSED, now=NOW - 100 * DAY)
+    store.request("waiting-chat", now=NOW - 100 * DAY, **who)
+
+    assert purge.main(["--dry-run", "--no-logs"], settings=settings, now=NOW) == 0
+    assert "1 afsluttet samtale ville blive slettet" in capsys.readouterr().out
+    assert purge.main(["--no-logs"], settings=settings, now=NOW) == 0
+    assert "1 afsluttet samtale slettet" in capsys.readouterr().out
+    with sqlite3.connect(settings.handoff_db_path) as conn:
+        assert [r[0] for r in conn.execute("SELECT conversation_id FROM handoffs")] == ["waiting-chat"]
+    assert [h.conversation_id for h in store.list_open()] == ["waiting-chat"]

@@ -100,9 +100,10 @@ try {
   });
 
   await check("lederens side viser beskeden fra en navngiven medarbejder", async () => {
-    const bubble = leader.locator(".afchat-bot .afchat-bubble", { hasText: message });
-    await bubble.waitFor();
-    assert.equal(await bubble.innerText(), `Sofie fra AF: ${message}`);
+    const item = leader.locator(".afchat-person", { hasText: message });
+    await item.waitFor();
+    assert.equal(await item.locator(".afchat-author").innerText(), "Sofie fra AF:");
+    assert.equal(await item.locator(".afchat-bubble").innerText(), message);
     await leader.screenshot({ path: path.join(shots, "handoff-leder.png") });
   });
 

@@ -197,7 +197,12 @@
 
   function renderMessage(message, index) {
     var item = el("li", { className: "afchat-msg afchat-" + message.from });
-    item.appendChild(el("span", { className: "afchat-visually-hidden" }, message.from === "user" ? T.you : T.bot));
+    if (message.from === "person") {
+      // An AF supporter has taken over: show who is writing, visibly and to screen readers.
+      item.appendChild(el("span", { className: "afchat-author" }, message.author + ":"));
+    } else {
+      item.appendChild(el("span", { className: "afchat-visually-hidden" }, message.from === "user" ? T.you : T.bot));
+    }
     var bubble = el("div", { className: "afchat-bubble" });
     renderText(bubble, message.text || "");
     item.appendChild(bubble);
@@ -259,6 +264,10 @@
       text = data.attachment.payload.src;
     }
     if (!text && !buttons.length) return;
+    if (data.sender_role === "af_supporter" && typeof data.sender_label === "string" && typeof data.message === "string") {
+      addMessage({ from: "person", author: data.sender_label, text: data.message, buttons: buttons });
+      return;
+    }
     addMessage({ from: "bot", text: text, buttons: buttons });
   }
 
