@@ -119,7 +119,8 @@ class Conversation:
     faqs: List[str] = field(default_factory=list)
     cases: List[Case] = field(default_factory=list)
     status_shown: bool = False
-    handoff: bool = False
+    handoff: bool = False  # asked for a person, or a person took over
+    taken_over: bool = False  # a supporter paused the bot and took over
     ratings: List[Dict[str, Any]] = field(default_factory=list)
     open_form: Optional[str] = None  # a form started and never finished
     last_timestamp: float = 0.0
@@ -208,6 +209,7 @@ def facts(sender_id: str, events: Sequence[Dict[str, Any]]) -> Conversation:
                 pending_submit = None
         elif kind == "pause":
             conv.handoff = True
+            conv.taken_over = True
         elif kind == "active_loop":
             name = event.get("name")
             conv.open_form = name if name else None

@@ -94,7 +94,11 @@ def compute(convs: Sequence[conv_mod.Conversation], first: dt.date, last: dt.dat
         "period": {"from": first.isoformat(), "to": last.isoformat(), "timezone": str(zone)},
         "conversations": {"total": len(in_period), "per_day": per_day},
         "resolved_without_person": {"count": resolved, "share": _share(resolved, len(in_period))},
-        "handoffs": {"count": handoffs, "share": _share(handoffs, len(in_period))},
+        "handoffs": {
+            "count": handoffs,
+            "share": _share(handoffs, len(in_period)),
+            "taken_over": sum(1 for c in in_period if c.taken_over),
+        },
         "cases": {
             "total": len(cases),
             "by_type": dict(sorted(Counter(c.request_type for c in cases).items())),
@@ -271,7 +275,7 @@ def render_html(report: Dict[str, Any], names: Dict[str, Dict[str, str]]) -> str
         ("Samtaler", str(conv["total"])),
         ("Klaret uden en medarbejder", _pct(report["resolved_without_person"]["share"])),
         ("Sager oprettet", str(cases["total"])),
-        ("Overdraget til en medarbejder", str(report["handoffs"]["count"])),
+        ("Bad om en medarbejder / overtaget", f'{report["handoffs"]["count"]} / {report["handoffs"]["taken_over"]}'),
         ("Ikke forstået (andel af beskeder)", _pct(report["fallback"]["rate"])),
         ("Gennemsnitlig bedømmelse", _fmt(ratings["average"]) + " af 5" if ratings["average"] is not None else "–"),
     ]
@@ -322,7 +326,8 @@ table {{ border-collapse: collapse; width: 100%; }} td, th {{ border-bottom: 1px
 <table><tr><th>Dag</th><th class=num>Karakter</th><th>Kommentar</th></tr>{comments}</table>
 <p class="note">En samtale er én session (ny efter 60 minutters stilhed) med mindst én besked fra lederen,
 talt på den dag, lederen skrev første gang. «Klaret uden en medarbejder»: lederen fik en blanket, et svar,
-en sag eller en status, og ingen medarbejder var inde over. Sager er dem, assistenten oprettede.
+en sag eller en status, og ingen medarbejder var inde over. «Bad om en medarbejder»: lederen bad om at
+tale med en person; «overtaget»: en medarbejder tog over i chatten. Sager er dem, assistenten oprettede.
 Tidszone: {_esc(p['timezone'])}.</p>
 </body>
 </html>

@@ -66,7 +66,8 @@ def test_every_figure(figures):
     }
     # a's two sessions and c got something without a person; d got a case but asked for a person
     assert figures["resolved_without_person"] == {"count": 3, "share": 0.5}
-    assert figures["handoffs"] == {"count": 2, "share": 0.3333}
+    # b and d asked for a person; only in b did a supporter take over (pause)
+    assert figures["handoffs"] == {"count": 2, "share": 0.3333, "taken_over": 1}
     assert figures["cases"] == {
         "total": 2,
         "by_type": {"help": 1, "meeting": 1},
