@@ -33,13 +33,13 @@ ASK_TEXT = (
 _WORDS: Dict[str, int] = {
     "rigtig godt": 5, "rigtig god": 5, "meget godt": 5, "super": 5, "fantastisk": 5, "fremragende": 5,
     "perfekt": 5, "fem": 5, "fire": 4, "godt": 4, "god": 4, "fint": 4, "fin": 4,
-    "tre": 3, "middel": 3, "okay": 3, "ok": 3, "jo da": 3,
+    "tre": 3, "middel": 3, "nogenlunde": 3, "okay": 3, "ok": 3, "jo da": 3, "udmaerket": 4, "top": 5,
     "rigtig daarligt": 1, "rigtig daarlig": 1, "meget daarligt": 1, "elendig": 1, "elendigt": 1,
     "vaerdiloest": 1, "vaerdiloes": 1, "daarligt": 2, "daarlig": 2, "skidt": 2, "to": 2, "en": 1, "et": 1,
 }
-_DIGIT_RE = re.compile(r"(?<![\d,.])([1-5])(?:\s*'?\s*(?:er|stjerner?|ud af 5|/5))?(?![\d,.]*\d)")
+_DIGIT_RE = re.compile(r"(?<![\d,.])([1-5])(?:\s*'?\s*(?:er|stjerner?|ud af 5|af 5|/5))?(?![\d,.]*\d)")
 _FILLER_RE = re.compile(
-    r"^(?:jeg (?:vil )?giver?(?: dig)?(?: en)?|karakter(?:en)?|det var|det fungerede|hjælpen var|svaret var|en)(?:\s+|$)",
+    r"^(?:jeg (?:vil )?giver?(?: dig)?(?: en)?|karakter(?:en)?|det var|det fungerede|hjælpen var|svaret var|min bedømmelse|en solid|solid|en)(?:\s+|$)",
     re.IGNORECASE,
 )
 
@@ -88,7 +88,7 @@ def _tidy(comment: str) -> str:
 def _clean_comment(comment: str) -> str:
     comment = " ".join(comment.split()).strip(" ,.;:-–!")
     comment = _FILLER_RE.sub("", comment).strip(" ,.;:-–!")
-    if fold(comment) in {"", "stjerner", "stjerne", "ud af 5", "herfra", "stjerner herfra", "hjaelp", "klaret"}:
+    if fold(comment) in {"", "stjerner", "stjerne", "ud af 5", "herfra", "stjerner herfra", "hjaelp", "klaret", "karakter herfra", "karakter"}:
         return ""
     if len(comment) < 3:
         return ""
