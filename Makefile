@@ -8,12 +8,14 @@ export PYTHONWARNINGS := ignore::DeprecationWarning,ignore::PendingDeprecationWa
 # make run is the development stack unless the operator says otherwise.
 AF_MODE ?= development
 
-.PHONY: help setup model run test validate clean purge
+.PHONY: help setup model run test validate clean purge review add retrain activate rollback status report
 
 help:
 	@echo "make run    – starter AF-assistenten lokalt (installerer og træner først, hvis det behøves)"
 	@echo "make test   – kører alle tests (installerer og træner først, hvis det behøves)"
 	@echo "make model  – træner en ny model, hvis data, domæne eller config er ændret"
+	@echo "make review / add FILE=... / retrain / activate / rollback – trænerens løkke (docs/traening.md)"
+	@echo "make report FROM=ÅÅÅÅ-MM-DD TO=ÅÅÅÅ-MM-DD – opfølgningsrapport (HTML og JSON)"
 	@echo "make purge  – sletter samtaler ældre end AF_RETENTION_DAYS (ARGS=--dry-run viser kun antal)"
 
 setup:
@@ -22,14 +24,40 @@ setup:
 model: setup
 	@$(PY) scripts/model.py ensure >/dev/null
 
-run: model
-	@AF_MODE=$(AF_MODE) $(PY) scripts/run.py "$$($(PY) scripts/model.py path)"
+# The model in service (make activate / rollback), else the one for the current data.
+run: setup
+	@m="$$($(PY) scripts/serving.py path)"; [ -f "$$m" ] || m="$$($(PY) scripts/model.py ensure)"; \
+	AF_MODE=$(AF_MODE) $(PY) scripts/run.py "$$m"
 
 test: model
 	@scripts/test.sh
 
 validate: setup
 	.venv/bin/rasa data validate --domain domain --data data --config config.yml
+
+# The trainer's loop (docs/traening.md) and AF's follow-up figures.
+review: setup
+	@AF_MODE=$(AF_MODE) $(PY) scripts/review.py $(if $(DAYS),--days $(DAYS))
+
+add: setup
+	@test -n "$(FILE)" || { echo "Brug: make add FILE=review/til-gennemgang-ÅÅÅÅ-MM-DD.csv"; exit 2; }
+	@$(PY) scripts/add_examples.py "$(FILE)" $(if $(DRY),--dry-run)
+
+retrain: setup
+	@$(PY) scripts/retrain.py
+
+activate: setup
+	@AF_MODE=$(AF_MODE) $(PY) scripts/serving.py activate $(if $(FORCE),--force)
+
+rollback: setup
+	@AF_MODE=$(AF_MODE) $(PY) scripts/serving.py rollback
+
+status: setup
+	@$(PY) scripts/serving.py status
+
+report: setup
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "Brug: make report FROM=2026-11-01 TO=2026-11-30"; exit 2; }
+	@AF_MODE=$(AF_MODE) $(PY) scripts/report.py --from "$(FROM)" --to "$(TO)"
 
 purge: setup
 	@$(PY) -m scripts.purge $(ARGS)
