@@ -1,14 +1,17 @@
 """Conversation basics: who the leader is, and what to do when we don't understand."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+import asyncio
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, EventType, FollowupAction, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.forms_lookup import dispatch_plan, plan_to_events
 from actions.identity import identity_from_metadata
 from actions.profile import get_profile
+from actions.second_chance import catalogue_hint
 
 MAIN_MENU = [
     {"title": "Find en blanket", "payload": "/find_form"},
@@ -91,8 +94,26 @@ def consecutive_fallbacks(tracker: Tracker) -> int:
     return count
 
 
+async def second_chance(dispatcher: CollectingDispatcher, tracker: Tracker) -> Optional[List[EventType]]:
+    """If the leader's latest text clearly names a form or rule topic, answer that and return
+    the events; else None. Not while a form (e.g. an order) is active: there the text is an
+    answer to the form's question.
+    """
+    if (tracker.active_loop or {}).get("name"):
+        return None
+    text = (tracker.latest_message or {}).get("text") or ""
+    plan = await asyncio.to_thread(catalogue_hint, text, get_profile())
+    if plan is None:
+        return None
+    dispatch_plan(dispatcher, plan)
+    return plan_to_events(plan)
+
+
 class ActionHandleFallback(Action):
-    """Say we did not understand; after two misses in a row offer a case or a person."""
+    """Say we did not understand; after two misses in a row offer a case or a person.
+
+    First a second chance: a text that clearly names a form or rule topic gets that answer.
+    """
 
     def name(self) -> Text:
         return "action_handle_fallback"
@@ -100,6 +121,11 @@ class ActionHandleFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
+        # This action is also the core fallback (no policy is sure what to do next).
+        # Listening afterwards keeps it from predicting itself again in a loop.
+        hinted = await second_chance(dispatcher, tracker)
+        if hinted is not None:
+            return hinted + [FollowupAction("action_listen")]
         profile = get_profile()
         if consecutive_fallbacks(tracker) >= 2:
             dispatcher.utter_message(
@@ -119,6 +145,21 @@ class ActionHandleFallback(Action):
                 text="Undskyld, det forstod jeg ikke helt. Kan du skrive det på en anden måde? Du kan også vælge her:",
                 buttons=MAIN_MENU,
             )
-        # This action is also the core fallback (no policy is sure what to do next).
-        # Listening afterwards keeps it from predicting itself again in a loop.
         return [FollowupAction("action_listen")]
+
+
+class ActionOutOfScope(Action):
+    """Out of scope: unless the text clearly names a form or rule topic (NLU reads e.g.
+    "hvordan bestiller jeg ..." as out of scope), say politely what the assistant does."""
+
+    def name(self) -> Text:
+        return "action_out_of_scope"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        hinted = await second_chance(dispatcher, tracker)
+        if hinted is not None:
+            return hinted
+        dispatcher.utter_message(response="utter_out_of_scope")
+        return []

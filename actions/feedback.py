@@ -129,6 +129,14 @@ class ActionStoreRating(Action):
 
     async def run(self, dispatcher, tracker, domain) -> List[Any]:
         latest = tracker.latest_message or {}
+        if not tracker.get_slot("rating_requested"):
+            # Nobody asked for a rating: a text that clearly names a form or rule topic
+            # ("§56", "hun siger op pr. 1. marts") was misread as one. Answer that instead.
+            from actions.basics import second_chance
+
+            hinted = await second_chance(dispatcher, tracker)
+            if hinted is not None:
+                return hinted
         rating, comment = parse_rating(latest.get("text") or "", _rating_entity(latest))
         if rating is None:
             dispatcher.utter_message(

@@ -14,6 +14,11 @@ misunderstandings):
   (someone from AF contacts the leader) or to book a meeting, and gives AF's
   phone number. The conversation is not paused.
 
+If NLU was unsure (confidence below ``second_chance.HANDOFF_GUARD_CONFIDENCE``), the text
+does not ask for a person, and it clearly names a form or rule topic ("en medarbejder ønsker
+tjenestefri ..." is about the leader's own staff), the assistant answers that and offers the
+person as a button (``/human_handoff``) instead of queueing and pausing.
+
 Hand-back, closing and the time-out (nobody took the chat in time) happen in
 the web server (web/handoff_flow.py). See docs/handoff.md.
 """
@@ -27,8 +32,10 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, EventType
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.forms_lookup import dispatch_plan, plan_to_events
 from actions.handoff_store import ACTIVE, duty_status, get_store
 from actions.profile import get_profile
+from actions.second_chance import handoff_guard
 from actions.settings import get_settings
 
 TOPIC_MAX_CHARS = 200
@@ -66,6 +73,12 @@ def asked_about(tracker: Tracker, profile: Any) -> Optional[str]:
     return " – ".join(parts) or None
 
 
+def _latest_text_and_confidence(tracker: Tracker):
+    latest = tracker.latest_message or {}
+    confidence = (latest.get("intent") or {}).get("confidence")
+    return latest.get("text") or "", (float(confidence) if confidence is not None else None)
+
+
 class ActionHumanHandoff(Action):
     def name(self) -> Text:
         return "action_human_handoff"
@@ -75,6 +88,12 @@ class ActionHumanHandoff(Action):
     ) -> List[EventType]:
         settings = get_settings()
         profile = get_profile()
+        guarded = await asyncio.to_thread(handoff_guard, *_latest_text_and_confidence(tracker), profile)
+        if guarded is not None:
+            # NLU was unsure, and the text is a clear form question about the leader's own staff
+            # ("en medarbejder ønsker tjenestefri ..."): answer it, and offer the person as a button.
+            dispatch_plan(dispatcher, guarded)
+            return plan_to_events(guarded)
         store = await asyncio.to_thread(get_store, settings)
         conversation_id = tracker.sender_id
 
