@@ -136,8 +136,16 @@ def stack(tmp_path_factory) -> Stack:
         api_token=settings.rasa_api_token, process=process,
     )
     yield stack
-    os.killpg(process.pid, signal.SIGTERM)
+    # A test may have restarted the stack: stop whichever process runs it now.
+    _stop(stack.process)
+
+
+def _stop(process: subprocess.Popen) -> None:
     try:
+        os.killpg(process.pid, signal.SIGTERM)
         process.wait(30)
+    except ProcessLookupError:
+        return
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
