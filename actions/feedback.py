@@ -54,7 +54,7 @@ def parse_rating(text: str, entity_value: Optional[str] = None) -> Tuple[Optiona
         try:
             value = int(float(str(entity_value).strip()))
             rating = value if 1 <= value <= 5 else None
-        except ValueError:
+        except (ValueError, OverflowError):  # words, or digits too long for a float ("1e400", 370 digits)
             rating = _WORDS.get(fold(str(entity_value)).strip())
     remainder = text  # the message without the rating: is there a comment at all?
     full = text  # what is stored as the comment when there is one

@@ -94,3 +94,11 @@ def test_no_rating_found_asks_again_and_stores_nothing():
     messages, slots = run(ActionStoreRating(), tracker("hmm"))
     assert "Vælg et tal fra 1" in messages[0]["text"] and len(messages[0]["buttons"]) == 5
     assert "rating" not in slots
+
+
+def test_absurdly_long_number_is_not_a_rating_and_does_not_crash():
+    from actions.feedback import parse_rating
+
+    digits = "10" * 185
+    assert parse_rating(digits, digits)[0] is None
+    parse_rating("1e400", "1e400")  # overflows float(): must not crash the action
