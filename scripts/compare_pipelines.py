@@ -13,7 +13,9 @@ results/pipeline-comparison.json. The suggested choice is the highest weighted i
 F1; candidates within 0.01 of the best count as equal, and then the one that trains
 fastest wins (CPU is scarce: `make test` trains on every data change).
 
-Run it rarely (it trains folds x candidates models); never in `make test`.
+Run it rarely (it trains folds x candidates models); never in `make test`. It runs the
+training itself under `nice -n 10`; do not wrap the script in another `nice` (the
+trainings would end up at nice 19 and starve on a busy machine).
 """
 from __future__ import annotations
 
