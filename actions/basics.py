@@ -10,17 +10,10 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.forms_lookup import dispatch_plan, plan_to_events
 from actions.identity import identity_from_metadata
+from actions.menu import MAIN_MENU
 from actions.profile import get_profile
 from actions.second_chance import catalogue_hint
 
-MAIN_MENU = [
-    {"title": "Find en blanket", "payload": "/find_form"},
-    {"title": "Stil et spørgsmål om regler", "payload": "/ask_question"},
-    {"title": "Bestil hjælp", "payload": "/request_help"},
-    {"title": "Book et møde med AF", "payload": "/book_meeting"},
-    {"title": "Status på min sag", "payload": "/case_status"},
-    {"title": "Tal med en medarbejder", "payload": "/human_handoff"},
-]
 
 IDENTITY_SLOTS = ("leader_name", "leader_email", "leader_institution", "leader_unit")
 

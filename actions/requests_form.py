@@ -41,6 +41,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import danish_time
+from actions.menu import MAIN_MENU
 from actions.profile import Profile, get_profile
 from actions.textnorm import edit_distance
 
@@ -945,8 +946,6 @@ class ActionCancelRequest(Action):
 
 
 def _main_menu() -> List[Dict[str, str]]:
-    from actions.basics import MAIN_MENU
-
     return list(MAIN_MENU)
 
 

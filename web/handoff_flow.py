@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional
 
 from actions import case_service
 from actions.handoff_store import CLOSED, RETURNED, TIMED_OUT, Handoff, HandoffStore
+from actions.menu import MENU_WITHOUT_PERSON
 from actions.privacy import mask_cpr
 from actions.settings import Settings
 from web import transcript
@@ -36,13 +37,6 @@ log = logging.getLogger(__name__)
 MAX_SUPPORTER_MESSAGE = 2000
 SWEEP_SECONDS = 1.0
 RESUME_RETRY_SECONDS = 10.0
-MAIN_MENU = [
-    {"title": "Find en blanket", "payload": "/find_form"},
-    {"title": "Stil et spørgsmål om regler", "payload": "/ask_question"},
-    {"title": "Bestil hjælp", "payload": "/request_help"},
-    {"title": "Book et møde med AF", "payload": "/book_meeting"},
-    {"title": "Status på min sag", "payload": "/case_status"},
-]
 
 
 class FlowError(Exception):
@@ -155,7 +149,7 @@ class Flow:
         first = transcript.supporter_label(name).split(" fra ")[0]
         await self._resume_with(handoff, self._bot(
             f"Nu er det mig, AF-assistenten, igen. {first} har givet samtalen tilbage til mig. "
-            "Hvad kan jeg hjælpe med?", MAIN_MENU))
+            "Hvad kan jeg hjælpe med?", MENU_WITHOUT_PERSON))
         return handoff
 
     async def close(self, handoff_id: int, username: str, name: str, create_case: bool,
@@ -240,7 +234,7 @@ class Flow:
                     await self.time_out(handoff)
                 else:
                     await self._resume_with(handoff, self._bot(
-                        "Nu svarer jeg, AF-assistenten, igen. Hvad kan jeg hjælpe med?", MAIN_MENU))
+                        "Nu svarer jeg, AF-assistenten, igen. Hvad kan jeg hjælpe med?", MENU_WITHOUT_PERSON))
             except Exception:
                 log.exception("Kunne ikke give chat %s tilbage til assistenten (prøver igen)", handoff.id)
         return len(due) + len(stuck)
