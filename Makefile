@@ -8,7 +8,7 @@ export PYTHONWARNINGS := ignore::DeprecationWarning,ignore::PendingDeprecationWa
 # make run is the development stack unless the operator says otherwise.
 AF_MODE ?= development
 
-.PHONY: help setup model run test validate clean purge review add retrain activate rollback status report
+.PHONY: help setup model run test validate clean purge bench review add retrain activate rollback status report
 
 help:
 	@echo "make run    – starter AF-assistenten lokalt (installerer og træner først, hvis det behøves)"
@@ -16,6 +16,7 @@ help:
 	@echo "make model  – træner en ny model, hvis data, domæne eller config er ændret"
 	@echo "make review / add FILE=... / retrain / activate / rollback – trænerens løkke (docs/traening.md)"
 	@echo "make report FROM=ÅÅÅÅ-MM-DD TO=ÅÅÅÅ-MM-DD – opfølgningsrapport (HTML og JSON)"
+	@echo "make bench  – måler hastighed og hukommelse mod Rasa's demo-bot (docs/benchmarks.md)"
 	@echo "make purge  – sletter samtaler ældre end AF_RETENTION_DAYS (ARGS=--dry-run viser kun antal)"
 
 setup:
@@ -58,6 +59,10 @@ status: setup
 report: setup
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "Brug: make report FROM=2026-11-01 TO=2026-11-30"; exit 2; }
 	@AF_MODE=$(AF_MODE) $(PY) scripts/report.py --from "$(FROM)" --to "$(TO)"
+
+# Speed and memory, measured against the demo bot (never part of make test; ~20 min).
+bench: setup
+	@$(PY) scripts/bench.py
 
 purge: setup
 	@$(PY) -m scripts.purge $(ARGS)
