@@ -115,6 +115,9 @@ def test_guard_fires_only_when_unsure_not_asking_for_a_person_and_a_form_is_clea
     assert second_chance.handoff_guard("kan jeg chatte med en fra AF om orlov uden løn", 0.5) is None
     assert second_chance.handoff_guard("/human_handoff", 0.5) is None
     assert second_chance.handoff_guard("medarbejder tak", 0.6) is None  # no clear form
+    # "i forbindelse med" is everyday Danish, not "forbind mig med en person"
+    assert not second_chance.asks_for_person("overarbejde i forbindelse med en tur, tjenestefri uden løn")
+    assert second_chance.asks_for_person("forbind mig med en fra løn")
 
 
 def test_handoff_action_answers_the_form_and_offers_the_person_without_pausing():
