@@ -46,9 +46,11 @@ RESULTS_FILE = ROOT / "results" / "nlu-eval.json"
 TRAIN_LOCK = ROOT / "var" / "train.lock"  # the same lock `make model` takes
 
 # The gate. Set just below what the current data and pipeline reach (see docs/nlu.md,
-# "NLU-evaluering"): 0.778 on 2026-11-30 (192 test examples, 18 intents). Raise it when
-# the data gets better; never lower it without saying why in docs/nlu.md.
-MIN_WEIGHTED_F1 = 0.75
+# "NLU-evaluering"): 0.777 on 2026-11-30 after the third round of data fixes (216 test
+# examples, 18 intents; the three rounds measured 0.768, 0.757, 0.777 - a data change moves
+# the split and the figure by about 0.01-0.02). Raise it when the data gets better; never
+# lower it without saying why in docs/nlu.md.
+MIN_WEIGHTED_F1 = 0.76
 TRAIN_FRACTION = 0.8
 SEED = 42
 

@@ -28,5 +28,6 @@ $PY -m pytest -q tests
 echo "== 3/4 Rasa test stories"
 $RASA test core --model "$model" --stories tests/stories --fail-on-prediction-errors --out results/stories --quiet
 
-echo "== 4/4 NLU evaluation on the held-out split"
+echo "== 4/4 NLU evaluation on the held-out split, and form retrieval through the bot's own path"
 $PY scripts/nlu_eval.py
+$PY scripts/eval_forms.py --model "$model"
