@@ -738,6 +738,21 @@ class ActionAskUrgency(Action):
         return []
 
 
+class ActionAskMeetingChannel(Action):
+    """Asked from code, not domain.yml: Rasa treats the braces of an entity
+    payload in a domain response as a slot placeholder and logs an error."""
+
+    CHOICES = (("Fysisk møde", "fysisk"), ("Telefon", "telefon"), ("Teams", "teams"))
+
+    def name(self) -> Text:
+        return "action_ask_meeting_channel"
+
+    async def run(self, dispatcher, tracker, domain) -> List[EventType]:
+        buttons = [{"title": title, "payload": f'/inform{{"meeting_channel":"{key}"}}'} for title, key in self.CHOICES]
+        dispatcher.utter_message(text="Hvordan vil du helst holde mødet?", buttons=buttons)
+        return []
+
+
 class ActionAskPreferredTime(Action):
     def name(self) -> Text:
         return "action_ask_preferred_time"

@@ -508,3 +508,15 @@ def test_two_different_values_without_a_preference_are_asked_for_not_guessed():
     assert rf.match_channel("teams, nej hellere telefon") == "telefon"
     assert rf.match_channel("telefon i stedet for teams") == "telefon"
     assert rf.match_topic("løn, nej hellere personale") == "personale"
+
+
+def test_meeting_channel_is_asked_with_three_buttons_that_fill_the_slot():
+    import asyncio
+
+    from rasa_sdk.executor import CollectingDispatcher
+
+    dispatcher = CollectingDispatcher()
+    asyncio.run(rf.ActionAskMeetingChannel().run(dispatcher, None, {}))
+    payloads = [b["payload"] for b in dispatcher.messages[0]["buttons"]]
+    assert payloads == ['/inform{"meeting_channel":"fysisk"}', '/inform{"meeting_channel":"telefon"}',
+                        '/inform{"meeting_channel":"teams"}']
