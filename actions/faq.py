@@ -28,7 +28,15 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from actions import forms_lookup
 from actions.catalogue_search import CatalogueIndex, Decision, Field, decide
-from actions.forms_lookup import ID_RE, _chosen_entity, _text, dispatch_plan, help_buttons, payload, plan_to_events
+from actions.forms_lookup import (
+    _chosen_entity,
+    _text,
+    dispatch_plan,
+    help_buttons,
+    payload,
+    plan_to_events,
+    validated_entries,
+)
 from actions.profile import Profile, ProfileError, get_profile
 
 FAQ_FILE = "faq.yml"
@@ -60,28 +68,10 @@ class FaqCatalogue:
 
 
 def parse_faq(data: Any, profile: Profile, source: str = FAQ_FILE) -> Tuple[FaqTopic, ...]:
-    if not isinstance(data, dict) or not isinstance(data.get("topics"), list) or not data["topics"]:
-        raise ProfileError(f"{source}: skal have en liste 'topics' med mindst ét emne")
-    areas = set(profile.topics)
     topics: List[FaqTopic] = []
-    seen = set()
-    for number, entry in enumerate(data["topics"], start=1):
-        where = f"{source}, emne nr. {number}"
-        if not isinstance(entry, dict):
-            raise ProfileError(f"{where}: skal være en samling af felter (id, title, ...)")
-        faq_id = _text(entry, "id", where)
-        where = f"{source}, emne '{faq_id}'"
-        if not ID_RE.match(faq_id):
-            raise ProfileError(f"{where}: id må kun have små bogstaver a-z, tal og _")
-        if faq_id in seen:
-            raise ProfileError(f"{where}: id findes to gange")
-        seen.add(faq_id)
-        topic = _text(entry, "topic", where)
-        if topic not in areas:
-            raise ProfileError(f"{where}: topic skal være en af {', '.join(sorted(areas))}")
-        words = entry.get("words") or []
-        if not isinstance(words, list) or not all(isinstance(w, (str, int)) for w in words):
-            raise ProfileError(f"{where}: words skal være en liste af ord og vendinger")
+    for entry, faq_id, where, topic, words in validated_entries(
+        data, profile, source, list_key="topics", noun="emne", at_least="ét emne", area_key="topic"
+    ):
         forms = entry.get("forms") or []
         if not isinstance(forms, list) or not all(isinstance(f, str) for f in forms):
             raise ProfileError(f"{where}: forms skal være en liste af blanket-id'er fra forms.yml")
@@ -92,7 +82,7 @@ def parse_faq(data: Any, profile: Profile, source: str = FAQ_FILE) -> Tuple[FaqT
                 topic=topic,
                 url=profile.link(_text(entry, "url", where)),
                 answer=" ".join(_text(entry, "answer", where).split()),
-                words=tuple(str(w).strip() for w in words if str(w).strip()),
+                words=words,
                 forms=tuple(forms),
             )
         )

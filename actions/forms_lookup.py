@@ -17,7 +17,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from actions.catalogue_search import CatalogueIndex, Decision, Field, decide
 from actions.profile import Profile, ProfileError, get_profile
@@ -61,41 +61,52 @@ def _text(entry: Dict[str, Any], key: str, where: str) -> str:
     return value.strip()
 
 
-def parse_forms(data: Any, profile: Profile, source: str = FORMS_FILE) -> Tuple[Form, ...]:
-    """Validate the catalogue data and return the forms (links expanded)."""
-    if not isinstance(data, dict) or not isinstance(data.get("forms"), list) or not data["forms"]:
-        raise ProfileError(f"{source}: skal have en liste 'forms' med mindst én blanket")
+def validated_entries(
+    data: Any, profile: Profile, source: str, *, list_key: str, noun: str, at_least: str, area_key: str
+) -> Iterator[Tuple[Dict[str, Any], str, str, str, Tuple[str, ...]]]:
+    """The checks every trainer catalogue shares (forms.yml, faq.yml), with Danish errors.
+
+    Yields ``(entry, id, where, area, words)`` for each entry; ``where`` names it in errors.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get(list_key), list) or not data[list_key]:
+        raise ProfileError(f"{source}: skal have en liste '{list_key}' med mindst {at_least}")
     areas = set(profile.topics)
-    forms: List[Form] = []
     seen = set()
-    for number, entry in enumerate(data["forms"], start=1):
-        where = f"{source}, blanket nr. {number}"
+    for number, entry in enumerate(data[list_key], start=1):
+        where = f"{source}, {noun} nr. {number}"
         if not isinstance(entry, dict):
             raise ProfileError(f"{where}: skal være en samling af felter (id, title, ...)")
-        form_id = _text(entry, "id", where)
-        where = f"{source}, blanket '{form_id}'"
-        if not ID_RE.match(form_id):
+        entry_id = _text(entry, "id", where)
+        where = f"{source}, {noun} '{entry_id}'"
+        if not ID_RE.match(entry_id):
             raise ProfileError(f"{where}: id må kun have små bogstaver a-z, tal og _")
-        if form_id in seen:
+        if entry_id in seen:
             raise ProfileError(f"{where}: id findes to gange")
-        seen.add(form_id)
-        area = _text(entry, "area", where)
+        seen.add(entry_id)
+        area = _text(entry, area_key, where)
         if area not in areas:
-            raise ProfileError(f"{where}: area skal være en af {', '.join(sorted(areas))}")
+            raise ProfileError(f"{where}: {area_key} skal være en af {', '.join(sorted(areas))}")
         words = entry.get("words") or []
         if not isinstance(words, list) or not all(isinstance(w, (str, int)) for w in words):
             raise ProfileError(f"{where}: words skal være en liste af ord og vendinger")
-        forms.append(
-            Form(
-                id=form_id,
-                title=_text(entry, "title", where),
-                url=profile.link(_text(entry, "url", where)),
-                area=area,
-                when=_text(entry, "when", where),
-                words=tuple(str(w).strip() for w in words if str(w).strip()),
-            )
+        yield entry, entry_id, where, area, tuple(str(w).strip() for w in words if str(w).strip())
+
+
+def parse_forms(data: Any, profile: Profile, source: str = FORMS_FILE) -> Tuple[Form, ...]:
+    """Validate the catalogue data and return the forms (links expanded)."""
+    return tuple(
+        Form(
+            id=form_id,
+            title=_text(entry, "title", where),
+            url=profile.link(_text(entry, "url", where)),
+            area=area,
+            when=_text(entry, "when", where),
+            words=words,
         )
-    return tuple(forms)
+        for entry, form_id, where, area, words in validated_entries(
+            data, profile, source, list_key="forms", noun="blanket", at_least="én blanket", area_key="area"
+        )
+    )
 
 
 def build_index(forms: Sequence[Form]) -> CatalogueIndex:
