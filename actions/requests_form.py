@@ -617,50 +617,36 @@ class ValidateRequestForm(ContactEmailMixin, FormValidationAction):
         dispatcher.utter_message(text="Vælg, om du vil bestille hjælp eller et møde.")
         return {"request_type": None}
 
-    def validate_topic(self, slot_value: Any, dispatcher, tracker, domain) -> Dict[Text, Any]:
-        kept = self._keep_during_description(tracker, "topic", slot_value)
+    def _validate_choice(self, slot: str, slot_value: Any, allowed, matcher, retry_text: str,
+                         dispatcher, tracker) -> Dict[Text, Any]:
+        """A closed choice: a button value, or free text (typos, no æøå) read by ``matcher``."""
+        kept = self._keep_during_description(tracker, slot, slot_value)
         if kept is not None:
             return kept
         if slot_value is None:
-            return {"topic": None}
-        profile = get_profile()
+            return {slot: None}
         value = str(slot_value or "").strip()
-        if value not in profile.topics:
-            value = match_topic(value) or ""
-        if value in profile.topics:
-            return {"topic": value}
+        if value not in allowed:
+            value = matcher(value) or ""
+        if value in allowed:
+            return {slot: value}
+        dispatcher.utter_message(text=retry_text)
+        return {slot: None}
+
+    def validate_topic(self, slot_value: Any, dispatcher, tracker, domain) -> Dict[Text, Any]:
+        profile = get_profile()
         names = ", ".join(topic_name(profile, t) for t in profile.topics)
-        dispatcher.utter_message(text=f"Det emne kender jeg ikke. Vælg et af disse: {names}.")
-        return {"topic": None}
+        return self._validate_choice("topic", slot_value, profile.topics, match_topic,
+                                     f"Det emne kender jeg ikke. Vælg et af disse: {names}.", dispatcher, tracker)
 
     def validate_urgency(self, slot_value: Any, dispatcher, tracker, domain) -> Dict[Text, Any]:
-        kept = self._keep_during_description(tracker, "urgency", slot_value)
-        if kept is not None:
-            return kept
-        if slot_value is None:
-            return {"urgency": None}
-        profile = get_profile()
-        value = str(slot_value or "").strip()
-        if value not in profile.service_levels:
-            value = match_urgency(value) or ""
-        if value in profile.service_levels:
-            return {"urgency": value}
-        dispatcher.utter_message(text="Vælg, hvor meget det haster: akut, snart eller ingen hast.")
-        return {"urgency": None}
+        return self._validate_choice("urgency", slot_value, get_profile().service_levels, match_urgency,
+                                     "Vælg, hvor meget det haster: akut, snart eller ingen hast.", dispatcher, tracker)
 
     def validate_meeting_channel(self, slot_value: Any, dispatcher, tracker, domain) -> Dict[Text, Any]:
-        kept = self._keep_during_description(tracker, "meeting_channel", slot_value)
-        if kept is not None:
-            return kept
-        if slot_value is None:
-            return {"meeting_channel": None}
-        value = str(slot_value or "").strip().lower()
-        if value not in CHANNEL_LABELS:
-            value = match_channel(value) or ""
-        if value in CHANNEL_LABELS:
-            return {"meeting_channel": value}
-        dispatcher.utter_message(text="Vælg fysisk møde, telefon eller Teams.")
-        return {"meeting_channel": None}
+        lowered = slot_value.lower() if isinstance(slot_value, str) else slot_value
+        return self._validate_choice("meeting_channel", lowered, CHANNEL_LABELS, match_channel,
+                                     "Vælg fysisk møde, telefon eller Teams.", dispatcher, tracker)
 
     def validate_preferred_time(self, slot_value: Any, dispatcher, tracker, domain) -> Dict[Text, Any]:
         if slot_value is None:
