@@ -30,6 +30,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse, ResponseStream
 
+from actions.privacy import contains_cpr
 from actions.settings import Settings, get_settings
 from channels import inbound
 
@@ -81,7 +82,8 @@ class AfRestInput(RestInput):
                 sender = str(sender)
             if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_LENGTH:
                 return _reply(None, BAD_REQUEST_TEXT, 400)
-            if inbound.clean_text(sender) != sender:
+            if inbound.clean_text(sender) != sender or contains_cpr(sender):
+                # the sender id is stored as the conversation's key, unmasked
                 return _reply(None, BAD_REQUEST_TEXT, 400)
 
             prepared = inbound.prepare(body.get("message"), body.get("metadata"), settings)

@@ -55,7 +55,8 @@ class Stack:
 
     def new_sender(self, prefix: str = "test") -> str:
         self._counter[0] += 1
-        return f"{prefix}-{os.getpid()}-{self._counter[0]}-{time.monotonic_ns() % 100000}"
+        # letters between the numbers: "123456-1234" would read as a CPR number, which REST refuses
+        return f"{prefix}-p{os.getpid()}-n{self._counter[0]}-t{time.monotonic_ns() % 100000}"
 
     def send(self, sender: str, message: str, metadata: Optional[Dict[str, Any]] = None,
              token: Optional[str] = None, timeout: float = 30) -> List[Dict[str, Any]]:

@@ -199,7 +199,7 @@ def rest(stack, body: Any, headers: Optional[Dict[str, str]] = None) -> requests
 
 
 def test_rest_with_token_answers_and_masks_cpr(chat_stack):
-    sender = uuid.uuid4().hex
+    sender = "s" + uuid.uuid4().hex  # a letter first: never read as a CPR number
     r = rest(chat_stack, {"sender": sender, "message": "/greet", "metadata": {"identity_token": token_for(chat_stack, METTE)}})
     assert r.status_code == 200 and "Mette" in r.text
     r = rest(chat_stack, {"sender": sender, "message": "cpr 0102031234 og 311299 1234",
@@ -209,7 +209,7 @@ def test_rest_with_token_answers_and_masks_cpr(chat_stack):
 
 
 def test_rest_refuses_missing_expired_and_forged_tokens(chat_stack):
-    sender = uuid.uuid4().hex
+    sender = "s" + uuid.uuid4().hex  # a letter first: never read as a CPR number
     for metadata, expected in [
         ({}, REFUSAL_MISSING),
         ({"identity_token": token_for(chat_stack, METTE, ttl=-5)}, REFUSAL_EXPIRED),
@@ -227,6 +227,9 @@ def test_rest_rejects_bad_requests_and_foreign_origins(chat_stack):
     assert rest(chat_stack, "{ikke json").status_code == 400
     assert rest(chat_stack, [1, 2]).status_code == 400
     assert rest(chat_stack, {"message": "hej", "metadata": {"identity_token": token}}).status_code == 400
+    # the sender id becomes the conversation's stored key: a CPR number there would be kept unmasked
+    assert rest(chat_stack, {"sender": "leder-010203-1234", "message": "hej",
+                             "metadata": {"identity_token": token}}).status_code == 400
     r = rest(chat_stack, {"sender": "x1", "message": "hej", "metadata": {"identity_token": token}},
              headers={"Origin": "https://evil.example"})
     assert r.status_code == 403
