@@ -28,6 +28,7 @@ Design choices worth knowing:
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
@@ -36,13 +37,16 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Text, Tuple
 from zoneinfo import ZoneInfo
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import danish_time
+from actions.handoff import ActionHumanHandoff
+from actions.handoff_store import duty_status, get_store
 from actions.menu import MAIN_MENU
 from actions.profile import Profile, get_profile
+from actions.settings import get_settings
 from actions.textnorm import edit_distance
 
 log = logging.getLogger(__name__)
@@ -953,8 +957,9 @@ def _main_menu() -> List[Dict[str, str]]:
 class ActionRequestCallback(Action):
     """The leader asks for a person in the middle of the form.
 
-    Until the hand-over to a human supporter exists, the case is marked
-    "ønsker at blive ringet op", and the form goes on with what is missing.
+    When a supporter is on duty, the chat is handed over (the form ends; the
+    supporter reads what was filled in from the transcript). Otherwise the case
+    is marked "ønsker at blive ringet op", and the form goes on with what is missing.
     """
 
     def name(self) -> Text:
@@ -962,6 +967,14 @@ class ActionRequestCallback(Action):
 
     async def run(self, dispatcher, tracker, domain) -> List[EventType]:
         profile = get_profile()
+        settings = get_settings()
+        store = await asyncio.to_thread(get_store, settings)
+        duty = await asyncio.to_thread(duty_status, settings, profile, store)
+        if duty.on_duty:
+            events = await ActionHumanHandoff().run(dispatcher, tracker, domain)
+            if any(event.get("event") == "pause" for event in events):
+                return [ActiveLoop(None), SlotSet("requested_slot", None), *events]
+            return events
         dispatcher.utter_message(
             text=(
                 "Jeg kan ikke stille dig direkte videre til en medarbejder her i chatten lige nu. "

@@ -460,7 +460,36 @@ def test_development_leader_uses_the_typed_contact_email_marked_as_unverified(mo
     assert "ikke verificeret" in fake.submitted[0].summary
 
 
-def test_asking_for_a_person_mid_form_marks_the_case_call_me(monkeypatch):
+@pytest.fixture
+def handoff_settings(monkeypatch, tmp_path):
+    """This process's settings, with the hand-over queue in a temporary folder."""
+    from actions.settings import get_settings
+
+    monkeypatch.setenv("AF_MODE", "development")
+    monkeypatch.setenv("AF_VAR_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+def test_asking_for_a_person_mid_form_with_a_supporter_on_duty_hands_the_chat_over(handoff_settings):
+    import time
+
+    from actions.handoff_store import get_store
+
+    store = get_store(handoff_settings)
+    store.create_session("hash-1", "sofie", "Sofie Lund", "csrf", expires_at=time.time() + 600)
+    dispatcher = CollectingDispatcher()
+    tracker = Tracker("leder-2", dict(VERIFIED, topic="loen"), {"text": "/human_handoff"}, [], False, None,
+                      {"name": "request_form"}, "action_listen")
+    events = asyncio.run(rf.ActionRequestCallback().run(dispatcher, tracker, DOMAIN))
+    kinds = [e["event"] for e in events]
+    assert "pause" in kinds and {"event": "active_loop", "timestamp": None, "name": None} in events
+    assert "i kø" in dispatcher.messages[0]["text"]
+    assert store.open_for("leder-2") is not None
+
+
+def test_asking_for_a_person_mid_form_marks_the_case_call_me(monkeypatch, handoff_settings):
     messages, slots = _run(rf.ActionRequestCallback(), dict(VERIFIED))
     assert slots["callback_requested"] is True
     assert slots["request_type"] == "help"
