@@ -18,6 +18,7 @@ Pure functions, no I/O.
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from functools import lru_cache
 from typing import Dict, Iterable, List, Sequence, Tuple
@@ -46,7 +47,17 @@ STOPWORDS = frozenset(
 # "bruger" is generic in questions ("hvilken blanket bruger jeg");
 # catalogue phrases that need them ("ny ansat") still match through their other words.
 
-_stemmer = snowballstemmer.stemmer("danish")
+# A snowball stemmer keeps its working string on the instance, so one shared
+# instance breaks when two actions stem at once (they run in asyncio.to_thread):
+# every thread gets its own.
+_local = threading.local()
+
+
+def _stemmer() -> "snowballstemmer.basestemmer.BaseStemmer":
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = snowballstemmer.stemmer("danish")
+    return stemmer
 
 
 def fold(text: str) -> str:
@@ -71,7 +82,7 @@ def stem(word: str) -> str:
     """
     if word.isdigit() or len(word) <= 3:
         return word
-    stemmed = _stemmer.stemWord(word)
+    stemmed = _stemmer().stemWord(word)
     if stemmed.endswith("ing") and len(stemmed) - 3 >= 4:
         stemmed = stemmed[:-3]
     elif stemmed.endswith("t") and len(stemmed) - 1 >= 6:

@@ -256,3 +256,22 @@ def test_fallback_hint_only_for_a_clear_form(catalogue):
     assert forms_lookup.form_hint("hvad er klokken") is None
     assert forms_lookup.form_hint("noget med løn") is None  # unsure: no guess in a fallback
     assert forms_lookup.form_hint("/greet") is None
+
+
+def test_stemming_from_many_threads_at_once_gives_the_same_stems():
+    """Actions search in worker threads (asyncio.to_thread); a leader's question must
+    get the same answer when others ask at the same moment (CI once crashed here)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    vocabulary = [w for w, _ in TRICKY] + ["sygedagpengerefusion", "barselsorloven", "kørselsgodtgørelsen",
+                                           "fratrædelsesgodtgørelse", "ansættelseskontrakterne"] * 5
+    words = [w for text in vocabulary for w in textnorm.words(text)] * 40
+    raw_stem = textnorm.stem.__wrapped__  # bypass the cache: every call really stems
+    expected = [raw_stem(w) for w in words]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        chunks = [words[i::8] for i in range(8)]
+        results = list(pool.map(lambda chunk: [raw_stem(w) for w in chunk], chunks))
+    got = [None] * len(words)
+    for i, chunk in enumerate(results):
+        got[i::8] = chunk
+    assert got == expected
