@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Mapping, Optional, Tuple
+from urllib.parse import quote
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -168,12 +169,21 @@ class Settings:
     redis_port: int
     redis_db: int
     redis_password: str
+    # How socket.io reaches a leader connected to another Rasa replica: "local" (one
+    # replica) or "redis" (a message queue shared by all replicas; default with the Redis lock store)
+    socketio_manager: str
     start_emulator: bool
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def development(self) -> bool:
         return self.mode == "development"
+
+    @property
+    def redis_url(self) -> str:
+        """redis://[:password@]host:port/db for clients that take a URL (socket.io's manager)."""
+        auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
+        return f"redis://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
 
     @property
     def servicenow_auth(self) -> str:
@@ -255,6 +265,9 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         redis_db=_int(env, "AF_REDIS_DB", 0, 0, 15),
         # No development default: a Redis without a password is only for loopback.
         redis_password=_secret(env, "AF_REDIS_PASSWORD", "", dev),
+        socketio_manager=_str(
+            env, "AF_SOCKETIO_MANAGER", "redis" if _str(env, "AF_LOCK_STORE", "memory").lower() == "redis" else "local"
+        ).lower(),
         start_emulator=_bool(env, "AF_START_EMULATOR", dev and not env.get("SERVICENOW_URL")),
         extra={k: v for k, v in env.items() if k.startswith("AF_TEST_")},
     )
@@ -264,6 +277,8 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         raise ConfigError("AF_HANDOFF_OPENING_HOURS skal være profile eller always")
     if settings.lock_store not in {"memory", "redis"}:
         raise ConfigError("AF_LOCK_STORE skal være memory eller redis")
+    if settings.socketio_manager not in {"local", "redis"}:
+        raise ConfigError("AF_SOCKETIO_MANAGER skal være local eller redis")
     if not settings.profile_dir.is_dir():
         raise ConfigError(f"AF_PROFILE: organisationsprofilen findes ikke: {settings.profile_dir}")
     return settings

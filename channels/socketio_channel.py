@@ -25,6 +25,9 @@ What differs from ``rasa.core.channels.socketio.SocketIOInput`` (Rasa 3.6):
   (checked at connect; CORS headers come from the Rasa server's ``cors``).
 * Every message goes through ``channels.inbound.prepare`` (CPR masking,
   length limit, metadata whitelist) before Rasa sees it.
+* With several Rasa replicas (``AF_SOCKETIO_MANAGER=redis``, the default with the
+  Redis lock store) every emit goes through a Redis message queue, so a supporter's
+  message sent through any replica reaches the leader's socket on another.
 
 ``name()`` stays "socketio", so ``output_channel=socketio`` in the HTTP API
 (the supporter console) keeps working.
@@ -43,7 +46,7 @@ from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIO
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-from socketio import AsyncServer
+from socketio import AsyncManager, AsyncRedisManager, AsyncServer
 from socketio.exceptions import ConnectionRefusedError
 
 from actions.identity import IdentityError, verify_token
@@ -63,6 +66,16 @@ async def maybe_await(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+def client_manager(settings: Settings) -> Optional[AsyncManager]:
+    """With several Rasa replicas, a leader's socket is held by one of them, but a reply
+    or a supporter's message (Rasa's HTTP API, ``output_channel=latest``) may be sent by
+    another. A Redis message queue carries every emit to the replica holding the room.
+    One replica needs none (``None``: python-socketio's in-process manager)."""
+    if settings.socketio_manager != "redis":
+        return None
+    return AsyncRedisManager(settings.redis_url, channel=f"af-socketio-{settings.profile_dir.name}")
 
 
 class AfSocketIOInput(SocketIOInput):
@@ -128,7 +141,7 @@ class AfSocketIOInput(SocketIOInput):
         # The origin itself is checked in `connect` below, which covers the
         # websocket transport too (browsers apply no CORS to websockets).
         # Clients without an Origin header (servers, tests) are not browsers.
-        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[])
+        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[], client_manager=client_manager(settings))
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
         self.sio = sio
 
