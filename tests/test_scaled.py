@@ -254,38 +254,19 @@ def test_a_supporter_message_sent_through_either_server_reaches_the_leader(topol
     """The leader's socket.io connection lives on one Rasa server; the supporter console's
     message may go through the other (Rasa's HTTP API, output_channel=latest, as
     web/rasa_api.py does). The Redis socket.io manager carries it to the leader."""
-    import queue
+    from types import SimpleNamespace
 
-    import socketio
-
+    from tests.test_channels import ChatClient
     from web.transcript import supporter_event
 
     topo = topology
     holder, other = topo.rasa
-    got: "queue.Queue[tuple]" = queue.Queue()
-    sio = socketio.Client(reconnection=False)
-    sio.on("session_confirm", lambda data: got.put(("session_confirm", data)))
-    sio.on("bot_uttered", lambda data: got.put(("bot_uttered", data)))
-
-    def wait_for(predicate, timeout: float = 30.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                kind, data = got.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if predicate(kind, data):
-                return data
-        raise AssertionError(f"intet svar inden for {timeout} s\n{topo.logs()}")
-
-    sio.connect(holder.url, transports=["polling"], auth={"token": topo.identity_token},
-                socketio_path="/socket.io", wait_timeout=10)
+    leader = ChatClient(SimpleNamespace(rasa_url=holder.url), topo.identity_token)
+    leader.connect()
     try:
-        sio.emit("session_request", {"session_id": None, "customData": {"identity_token": topo.identity_token}})
-        session_id = wait_for(lambda kind, _: kind == "session_confirm")
-        sio.emit("user_uttered", {"message": "hej", "session_id": session_id,
-                                  "customData": {"identity_token": topo.identity_token}})
-        wait_for(lambda kind, _: kind == "bot_uttered")  # the greeting: the conversation's channel is socket.io
+        session_id = leader.start_session()
+        leader.say("hej")
+        leader.replies()  # the greeting: the conversation's channel is now socket.io, on `holder`
 
         for node, words in ((other, "skrevet via den anden server"), (holder, "skrevet via samme server")):
             event = supporter_event(f"Hej, det er Sofie. {words}", "Sofie Lund", handoff_id=1)
@@ -294,10 +275,10 @@ def test_a_supporter_message_sent_through_either_server_reaches_the_leader(topol
                 params={"token": topo.api_token, "output_channel": "latest", "execute_side_effects": "true"},
                 json=[event], timeout=30)
             assert response.status_code == 200, response.text
-            data = wait_for(lambda kind, d: kind == "bot_uttered" and words in str(d))
-            assert "Sofie" in str(data)
+            got = leader.wait_for("bot_uttered")
+            assert words in str(got) and "Sofie" in str(got), f"{got}\n{topo.logs()}"
     finally:
-        sio.disconnect()
+        leader.close()
 
 
 def test_killing_one_server_mid_conversation_loses_nothing(topology):
