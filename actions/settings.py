@@ -209,6 +209,7 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
     actions_port = _int(env, "AF_ACTIONS_PORT", 5055, 1, 65535)
     emulator_port = _int(env, "AF_EMULATOR_PORT", 8090, 1, 65535)
     web_port = _int(env, "AF_WEB_PORT", 8080, 1, 65535)
+    lock_store = _str(env, "AF_LOCK_STORE", "memory").lower()
 
     servicenow_url = _str(env, "SERVICENOW_URL", f"http://127.0.0.1:{emulator_port}" if dev else "")
     settings = Settings(
@@ -259,15 +260,13 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         postgres_db=_str(env, "AF_POSTGRES_DB", "af_assistent"),
         postgres_user=_str(env, "AF_POSTGRES_USER", "af_assistent"),
         postgres_password=_secret(env, "AF_POSTGRES_PASSWORD", "", dev),
-        lock_store=_str(env, "AF_LOCK_STORE", "memory").lower(),
+        lock_store=lock_store,
         redis_host=_str(env, "AF_REDIS_HOST", "127.0.0.1"),
         redis_port=_int(env, "AF_REDIS_PORT", 6379, 1, 65535),
         redis_db=_int(env, "AF_REDIS_DB", 0, 0, 15),
         # No development default: a Redis without a password is only for loopback.
         redis_password=_secret(env, "AF_REDIS_PASSWORD", "", dev),
-        socketio_manager=_str(
-            env, "AF_SOCKETIO_MANAGER", "redis" if _str(env, "AF_LOCK_STORE", "memory").lower() == "redis" else "local"
-        ).lower(),
+        socketio_manager=_str(env, "AF_SOCKETIO_MANAGER", "redis" if lock_store == "redis" else "local").lower(),
         start_emulator=_bool(env, "AF_START_EMULATOR", dev and not env.get("SERVICENOW_URL")),
         extra={k: v for k, v in env.items() if k.startswith("AF_TEST_")},
     )

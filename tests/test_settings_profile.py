@@ -59,3 +59,14 @@ def test_profile_with_a_broken_routing_table_is_refused(tmp_path):
     (tmp_path / "profile.yml").write_text(text.replace('"Valby Skole": af-syd', '"Valby Skole": af-mars'))
     with pytest.raises(ProfileError, match="af-mars"):
         load_profile(tmp_path)
+
+
+def test_socketio_goes_through_redis_exactly_when_the_replicas_share_redis():
+    assert load_settings({"AF_MODE": "development"}).socketio_manager == "local"
+    scaled = load_settings({"AF_MODE": "development", "AF_LOCK_STORE": "redis", "AF_REDIS_PASSWORD": "a/b@c"})
+    assert scaled.socketio_manager == "redis"
+    assert scaled.redis_url == "redis://:a%2Fb%40c@127.0.0.1:6379/0"  # the password cannot break the URL
+    one_replica = load_settings({"AF_MODE": "development", "AF_LOCK_STORE": "redis", "AF_SOCKETIO_MANAGER": "local"})
+    assert one_replica.socketio_manager == "local"
+    with pytest.raises(ConfigError, match="AF_SOCKETIO_MANAGER"):
+        load_settings({"AF_MODE": "development", "AF_SOCKETIO_MANAGER": "kafka"})
