@@ -181,7 +181,7 @@ class Settings:
 
     @property
     def redis_url(self) -> str:
-        """redis://[:password@]host:port/db for clients that take a URL (socket.io's manager)."""
+        """The Redis URL for clients that take one (socket.io's manager); the password URL-quoted."""
         auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
         return f"redis://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
 

@@ -17,6 +17,16 @@ if [ ! -x /usr/bin/chromium ]; then
     echo "FEJL: /usr/bin/chromium mangler; installér Debians pakke 'chromium'" >&2; exit 1
   fi
 fi
+# The deployment checks (tests/test_deploy_config.py) let Debian's docker-compose and haproxy
+# read docker-compose.yml and deploy/haproxy.cfg. Without them those two tests are skipped.
+missing=""
+command -v haproxy >/dev/null 2>&1 || missing="$missing haproxy"
+command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
+if [ -n "$missing" ] && [ "$(id -u)" = 0 ]; then
+  echo "Installerer$missing til deployment-testene (apt) ..."
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing) >logs/apt-deploy.log 2>&1 \
+    || echo "ADVARSEL:$missing kunne ikke installeres; de to deployment-tests springes over (logs/apt-deploy.log)" >&2
+fi
 mkdir -p results
 
 echo "== 1/4 rasa data validate"
