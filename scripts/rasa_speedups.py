@@ -147,7 +147,7 @@ def _patch_model_load_for_serving() -> None:
             fast_model_loads += 1
             return model
         except Exception as error:  # pragma: no cover - a model shape we have not seen
-            logger.warning("Hurtig indlæsning af %s lykkedes ikke (%s); bruger Rasa's egen.", cls.__name__, error)
+            logger.warning("Hurtig indlæsning af %s lykkedes ikke (%s); bruger Rasas egen.", cls.__name__, error)
             return original(cls, model_file_name, model_data_example, predict_data_example, finetune_mode,
                             *args, **kwargs)
 
