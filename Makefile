@@ -4,6 +4,8 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 2
+# Rasa never calls home (a closed municipal network), and never prints its first-run notice.
+export RASA_TELEMETRY_ENABLED := false
 export PYTHONWARNINGS := ignore::DeprecationWarning,ignore::PendingDeprecationWarning
 # make run is the development stack unless the operator says otherwise.
 AF_MODE ?= development

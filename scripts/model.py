@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import subprocess
 import sys
 import time
@@ -60,6 +61,8 @@ def ensure() -> Path:
         print(f"Træner en ny model ({target.name}) ...", file=sys.stderr, flush=True)
         started = time.monotonic()
         rasa = Path(sys.executable).with_name("rasa")
+        # Rasa's output goes to our stderr: stdout carries only the model path (make run reads it
+        # with $(...)), and a first-ever Rasa run prints its telemetry notice on stdout.
         result = subprocess.run(
             [
                 str(rasa), "train",
@@ -67,6 +70,8 @@ def ensure() -> Path:
                 "--out", str(MODELS), "--fixed-model-name", target.name[: -len(".tar.gz")],
             ],
             cwd=ROOT,
+            env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
+            stdout=sys.stderr,
         )
         if result.returncode != 0 or not target.exists():
             print("FEJL: træningen mislykkedes.", file=sys.stderr)
