@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from zoneinfo import ZoneInfo
 
 import dateparser
@@ -123,8 +123,11 @@ class TimeCheck:
     """The outcome of checking a leader's preferred time."""
 
     value: Optional[ParsedTime]
-    problem: Optional[str]  # None, unparsed, past, too_far, closed_day, outside_hours
+    problem: Optional[str]  # None, unparsed, past, too_far, closed_day, holiday, outside_hours
     message: str  # Danish: the repeat-back when ok, else what is wrong
+    # The facts behind the message, for a domain response (utter_time_<problem>):
+    # shown, weekday, closing, opens, closes, hours, limit_day, max_days.
+    facts: Dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -573,8 +576,12 @@ def suggest_times(
     count: int = 3,
     lead_minutes: int = 60,
     meeting_minutes: int = 30,
+    closed: Optional[Callable[[date], Optional[str]]] = None,
 ) -> List[datetime]:
-    """Proposals for the buttons: one per opening day, alternating morning/afternoon."""
+    """Proposals for the buttons: one per opening day, alternating morning/afternoon.
+
+    ``closed(day)`` names a day AF is closed (a public holiday, a closing day): it is skipped.
+    """
     tz = ZoneInfo(timezone)
     now = _as_local(now, tz)
     earliest = now + timedelta(minutes=lead_minutes)
@@ -586,7 +593,7 @@ def suggest_times(
             break
         current = day + timedelta(days=offset)
         hours = hours_on(current, opening_hours)
-        if hours is None:
+        if hours is None or (closed is not None and closed(current)):
             continue
         opens, closes = hours
         last_start = datetime.combine(current, closes, tz) - timedelta(minutes=meeting_minutes)
@@ -612,8 +619,10 @@ def check_preferred_time(
     timezone: str = "Europe/Copenhagen",
     max_days: int = 60,
     meeting_minutes: int = 30,
+    closed: Optional[Callable[[date], Optional[str]]] = None,
 ) -> TimeCheck:
-    """Parse ``text`` and check it is in the future, near enough and inside opening hours."""
+    """Parse ``text`` and check it is in the future, near enough, not on a day AF is closed
+    (``closed(day)`` names a holiday or closing day) and inside opening hours."""
     tz = ZoneInfo(timezone)
     now = _as_local(now, tz)
     try:
@@ -627,22 +636,33 @@ def check_preferred_time(
             "unparsed",
             'Det tidspunkt forstod jeg ikke helt. Skriv fx "torsdag kl. 10", '
             '"i morgen eftermiddag", "næste uge" eller "3/12 kl. 13".',
+            {"hours": hours_text},
         )
     day = parsed.start.date()
     shown = parsed.render(now)
     limit = now + timedelta(days=max_days)
+    facts = {
+        "shown": shown, "weekday": WEEKDAYS[day.weekday()], "hours": hours_text,
+        "limit_day": render_day(limit.date(), now), "max_days": str(max_days),
+    }
 
     if explicit_past or _is_past(parsed, now, opening_hours, meeting_minutes):
-        return TimeCheck(parsed, "past", f"{_capitalise(shown)} er allerede gået. Vælg et tidspunkt frem i tiden.")
+        return TimeCheck(parsed, "past", f"{_capitalise(shown)} er allerede gået. Vælg et tidspunkt frem i tiden.", facts)
     if parsed.start > limit:
         return TimeCheck(
             parsed,
             "too_far",
             f"Det er for langt ude i fremtiden. Vælg et tidspunkt inden for {max_days} dage, "
             f"senest {render_day(limit.date(), now)}.",
+            facts,
         )
     if parsed.precision == "week":
-        return TimeCheck(parsed, None, shown)
+        return TimeCheck(parsed, None, shown, facts)
+    closing = closed(day) if closed is not None else None
+    if closing:
+        facts["closing"] = closing
+        facts["shown"] = render_day(day, now)
+        return TimeCheck(parsed, "holiday", f"AF har lukket {render_day(day, now)} ({closing}). Vælg en anden dag.", facts)
     hours = hours_on(day, opening_hours)
     if hours is None:
         return TimeCheck(
@@ -650,19 +670,22 @@ def check_preferred_time(
             "closed_day",
             f"AF har lukket om {WEEKDAYS[day.weekday()]}en. AF har åbent {hours_text}. "
             "Vælg en anden dag.",
+            facts,
         )
     if parsed.precision in {"time", "part", "asap"}:
         opens, closes = hours
         start = parsed.start
         end = start + timedelta(minutes=meeting_minutes)
         if start.time() < opens or end > datetime.combine(day, closes, tz):
+            facts.update(opens=_short_clock(opens), closes=_short_clock(closes))
             return TimeCheck(
                 parsed,
                 "outside_hours",
                 f"{_capitalise(shown)} ligger uden for AF's åbningstid. Om {WEEKDAYS[day.weekday()]}en har AF "
                 f"åbent kl. {_short_clock(opens)}-{_short_clock(closes)}. Vælg et tidspunkt inden for det.",
+                facts,
             )
-    return TimeCheck(parsed, None, shown)
+    return TimeCheck(parsed, None, shown, facts)
 
 
 def _is_past(

@@ -18,6 +18,9 @@ import yaml
 from actions.settings import get_settings
 
 
+MEETING_CHANNELS = ("fysisk", "telefon", "teams")
+
+
 class ProfileError(ValueError):
     """The profile folder is missing a file or holds an invalid value."""
 
@@ -95,6 +98,18 @@ class Profile:
     @property
     def service_levels(self) -> Dict[str, Dict[str, Any]]:
         return self.data["service_levels"]
+
+    @property
+    def default_urgency(self) -> str:
+        """The urgency a request gets when the leader does not say (asked twice)."""
+        value = str((self.data.get("request_defaults") or {}).get("urgency") or "")
+        return value if value in self.service_levels else list(self.service_levels)[len(self.service_levels) // 2]
+
+    @property
+    def meeting_channels(self) -> Dict[str, str]:
+        """Meeting channel -> its label on the button ("Fysisk møde")."""
+        labels = self.data.get("meeting_channels") or {"fysisk": "Fysisk møde", "telefon": "Telefon", "teams": "Teams"}
+        return {key: str(label) for key, label in labels.items() if key in MEETING_CHANNELS}
 
     # -- catalogues -------------------------------------------------------
     def catalogue(self, file_name: str) -> Any:
