@@ -89,7 +89,8 @@ class CaseRequest:
     requester_email: str
     institution: str
     meeting_channel: Optional[str] = None  # "fysisk" | "telefon" | "teams"
-    preferred_time: Optional[str] = None  # ISO 8601
+    preferred_time: Optional[str] = None  # ISO 8601, when the wish names a day or a time
+    preferred_time_text: Optional[str] = None  # the wish as the leader said it ("helst formiddag")
     summary: str = ""  # short summary of the conversation
     short_description: str = ""  # generated if empty
     correlation_id: str = ""  # generated (uuid4 hex) if empty; unique per request
@@ -178,7 +179,8 @@ class CaseService:
         if req.request_type == "meeting":
             lines.append("")
             lines.append(f"Ønsket mødeform: {_CHANNEL_LABELS.get(channel, 'ikke angivet')}")
-            lines.append(f"Ønsket tidspunkt: {req.preferred_time or 'ikke angivet'}")
+            wish = req.preferred_time_text or req.preferred_time
+            lines.append(f"Ønske til tidspunkt: {wish or 'intet ønske – AF foreslår et tidspunkt'}")
         if req.summary.strip():
             lines += ["", "Resumé af samtalen med AF-assistenten:", mask_cpr(req.summary).strip()]
         return {

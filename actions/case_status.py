@@ -27,7 +27,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import danish_time
 from actions.profile import Profile, get_profile
-from actions.requests_form import ContactEmailMixin, requester_email
+from actions.contact_email import ContactEmailMixin, requester_email
 
 log = logging.getLogger(__name__)
 

@@ -122,9 +122,26 @@ def term(word: str) -> str:
     return skeleton(stem(word))
 
 
+# "ferieblanket", "barselsskemaet", "tillaegsskema": the form word adds nothing, the head is the matter.
+_FORM_TAILS = ("blanketterne", "blanketten", "blanketter", "blanket", "skemaet", "skemaer", "skema",
+               "formularen", "formular")
+
+
+def _without_form_tail(word: str) -> str:
+    for tail in _FORM_TAILS:
+        if word.endswith(tail) and len(word) - len(tail) >= 3:
+            return word[: -len(tail)]
+    return word
+
+
 def terms(text: str, keep_stopwords: bool = False) -> List[str]:
     """Matching keys of the content words of ``text``."""
-    return [term(w) for w in words(text) if keep_stopwords or not is_stopword(w)]
+    found = []
+    for word in words(text):
+        word = _without_form_tail(word)
+        if keep_stopwords or not is_stopword(word):
+            found.append(term(word))
+    return found
 
 
 def edit_distance(a: str, b: str, limit: int = 2) -> int:

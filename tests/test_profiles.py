@@ -15,6 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import case_status as cs
 from actions import danish_time
 from actions import requests_form as rf
+from tests.test_requests_form import DOMAIN
 from actions.case_service import CaseRequest, CaseService
 from actions.faq import load_faq_catalogue, search_faq
 from actions.forms_lookup import load_form_catalogue, search_forms
@@ -66,18 +67,18 @@ def test_the_dialogue_shows_kff_texts(kff, monkeypatch):
     monkeypatch.setattr(rf, "now_local", lambda p: NOW)
     dispatcher = CollectingDispatcher()
     tracker = Tracker("x", {}, {}, [], False, None, {}, "action_listen")
-    asyncio.run(rf.ActionAskUrgency().run(dispatcher, tracker, {}))
+    asyncio.run(rf.ActionAskUrgency().run(dispatcher, tracker, DOMAIN))
     titles = [b["title"] for b in dispatcher.messages[0]["buttons"]]
     assert titles[0] == "Akut – svar inden for to timer"
-    asyncio.run(rf.ActionAskPreferredTime().run(dispatcher, tracker, {}))
-    text = dispatcher.messages[1]["text"]
-    assert "mandag-fredag kl. 9.00-13.00 og lørdag kl. 10.00-12.00" in text
+    asyncio.run(rf.ActionAskPreferredTime().run(dispatcher, tracker, DOMAIN))
+    assert "mandag-fredag kl. 9.00-13.00 og lørdag kl. 10.00-12.00" == dispatcher.messages[1]["hours"]
 
     result = SimpleResult()
-    reply = rf.ActionSubmitRequest._reply(result, "help", tracker, profile)
-    assert "KFF Administration Idræt" in reply and "inden for to timer" in reply
-    queued = rf.ActionSubmitRequest._reply(SimpleResult(status="queued", number=None), "help", tracker, profile)
-    assert "33 66 00 00" in queued and "33 17 00 00" not in queued
+    reply = rf.ActionSubmitRequest.reply(result, "help", tracker, profile, DOMAIN)
+    assert reply["unit"] == "KFF Administration Idræt" and reply["promise"] == "inden for to timer"
+    queued = rf.ActionSubmitRequest.reply(SimpleResult(status="queued", number=None), "help", tracker, profile, DOMAIN)
+    assert queued["response"] == "utter_request_queued"
+    assert queued["af_phone"] == "33 66 00 00"
     assert "33 66 00 00" in cs.unavailable_text(profile)
 
 

@@ -75,16 +75,14 @@ class Flow:
         slot = (tracker.get("slots") or {}).get("topic")
         if isinstance(slot, str) and slot in topics:
             return slot
-        try:  # the request form's Danish topic matcher, when present
-            from actions.requests_form import match_topic
-        except ImportError:  # pragma: no cover
-            match_topic = None
-        if match_topic is not None:
-            for item in reversed(transcript.entries(tracker)):
-                if item["who"] == "leader":
-                    found = match_topic(item["text"])
-                    if found in topics:
-                        return found
+        from actions.request_vocabulary import load_vocabulary  # the profile's request words
+
+        vocabulary = load_vocabulary(self.profile)
+        for item in reversed(transcript.entries(tracker)):
+            if item["who"] == "leader":
+                found = vocabulary.topic(item["text"])
+                if found in topics:
+                    return found
         return next(iter(topics))  # the profile's first topic; AF re-routes the case if needed
 
     def _middle_urgency(self) -> str:
