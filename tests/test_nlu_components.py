@@ -1,0 +1,63 @@
+"""The two NLU components of our own: the Danish normalising tokenizer and the sentence-shape arbiter."""
+from __future__ import annotations
+
+import pytest
+
+from nlu_components.danish_tokenizer import Normaliser, restorations
+from nlu_components.intent_cues import decide, shapes
+
+KNOWN = {"ændring": 3, "ønsker": 4, "medhjælper": 2, "barsel": 5, "blanket": 9, "teams": 4, "møde": 7,
+         "lønseddel": 2, "spørgsmål": 3, "fratrædelse": 4, "løn": 9, "vikar": 6}
+
+
+@pytest.mark.parametrize("written, meant", [
+    ("oensker", "ønsker"), ("aendring", "ændring"), ("medhjaelper", "medhjælper"), ("loen", "løn"),
+    ("fratrædelsee", "fratrædelse"), ("vikr", "vikr"),  # four letters: too short to guess a typo
+])
+def test_words_without_danish_letters_or_with_a_typo_get_the_known_lemma(written, meant):
+    assert Normaliser(KNOWN).parts(written)[0][0] == meant
+
+
+@pytest.mark.parametrize("compound, parts", [
+    ("barselsblanket", [("barsel", 0), ("blanket", 7)]),
+    ("teamsmøde", [("teams", 0), ("møde", 5)]),
+    ("teamsmoede", [("teams", 0), ("møde", 5)]),
+    ("lønseddelspørgsmål", [("lønseddel", 0), ("spørgsmål", 9)]),
+])
+def test_unknown_compounds_split_into_known_words_with_their_offsets(compound, parts):
+    assert list(Normaliser(KNOWN).parts(compound)) == parts
+
+
+def test_unknown_words_stay_as_they_are_and_restorations_are_all_spellings():
+    assert Normaliser(KNOWN).parts("xyzzy") == (("xyzzy", 0),)
+    assert set(restorations("aaboe")) == {"åboe", "aabø", "åbø"}
+
+
+@pytest.mark.parametrize("text, diet, expected", [
+    ("Vores Amalie skal gøres fast. Hvordan gør jeg det?", "request_help", "find_form"),
+    ("kan I rette vagterne for Lone i uge 12", "find_form", "request_help"),
+    ("har I fået min henvendelse om Lones vagter?", "request_help", "case_status"),
+    ("kan en fra oekonomi ringe mig i morgen", "request_help", "book_meeting"),
+    ("maa jeg give vikarbureauet en medarbejders cpr nummer", "find_form", "ask_question"),
+    ("har en medarbejder ret til at få udbetalt ferie", "request_help", "ask_question"),
+    ("jeg vil gerne skrive med en af jeres medarbejdere", "request_help", "human_handoff"),
+    ("har nogen kigget paa min bestilling fra mandag", "cancel", "case_status"),
+])
+def test_a_sentence_shape_settles_what_diet_confused(text, diet, expected):
+    assert decide(text, diet, 0.7) == expected
+
+
+@pytest.mark.parametrize("text, diet", [
+    ("hej med dig", "greet"),  # not an intent of the group
+    ("glem det", "cancel"),  # no shape
+    ("kan I indberette barslen, jeg kan ikke finde blanketten", "request_help"),  # order + form word: DIET's call
+    ("hvordan faar jeg et barn skrevet op til vuggestue", "out_of_scope"),  # out of scope stays out of scope
+    ("/find_form{\"form_id\": \"vikar\"}", "find_form"),  # a button
+])
+def test_everything_else_is_left_to_diet(text, diet):
+    assert decide(text, diet, 0.7) is None
+
+
+def test_a_sure_intent_outside_the_group_is_never_overruled():
+    assert decide("har nogen kigget paa min bestilling", "cancel", 0.95) is None
+    assert "case_status" in shapes("har nogen kigget paa min bestilling")
