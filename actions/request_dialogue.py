@@ -30,6 +30,7 @@ from datetime import date, datetime
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from actions import danish_time
+from actions.intent_shapes import shapes
 from actions.request_vocabulary import Vocabulary, token_spans, tokens
 from actions.textnorm import fold, is_stopword
 
@@ -164,6 +165,7 @@ class Reading:
     correction_field: Optional[str] = None
     cue: bool = False  # "nej", "hellere", "i stedet", ...
     inferred_topic: bool = False  # the topic came from the catalogue, not from the leader's words
+    topic_guessed: bool = False  # ... or from the answer given just before
 
 
 def read(state: Mapping[str, Any], turn: Turn, ctx: Context) -> Reading:
@@ -205,9 +207,10 @@ def read(state: Mapping[str, Any], turn: Turn, ctx: Context) -> Reading:
         # "kan i ringe mig op om det" right after the answer on omsorgsdage; a word inside a
         # compound ("personalemøde") does not outweigh the answer just given
         topic = context_topic
+        reading.topic_guessed = True
     if topic is None and (turn.activation or requested == TOPIC) and len(content_words(text, vocabulary)) >= 2:
         topic = ctx.infer_topic(text)  # the catalogue's forms and rule topics know many more words
-        reading.inferred_topic = topic is not None
+        reading.inferred_topic = reading.topic_guessed = topic is not None
     if topic:
         reading.values.setdefault(TOPIC, topic)
     urgency = vocabulary.urgency_level(text, asked=requested == URGENCY)
@@ -384,6 +387,8 @@ def interpret(state: Mapping[str, Any], turn: Turn, ctx: Context) -> Outcome:
 def _is_digression(text: str, turn: Turn, requested: str) -> bool:
     """A message that names no detail and is meant for someone else: a rule question, a form,
     a person, "er du en robot?". The rules answer it, and the form asks its question again."""
+    if turn.intent == "case_status" and text and "case_status" not in shapes(text):
+        return False  # "I må bare foreslå noget" is no question about a case, whatever NLU says
     if turn.intent in QUESTION_INTENTS:
         return turn.confidence >= QUESTION_CONFIDENCE and (looks_like_question(text) or requested != CONFIRMED)
     return turn.intent in DIGRESSION_INTENTS
@@ -441,6 +446,7 @@ def _apply(values: Dict[str, Any], reading: Reading, requested: Optional[str],
             or at_summary
             or reading.cue
             or slot in progress["defaulted"]
+            or slot in progress.get("guessed", ())
             or slot == CHANNEL
             or progress.get("correcting")
         )
@@ -450,6 +456,11 @@ def _apply(values: Dict[str, Any], reading: Reading, requested: Optional[str],
         changed.append(slot)
         if slot in progress["defaulted"]:
             progress["defaulted"].remove(slot)
+        guessed = set(progress.get("guessed", ()))
+        guessed.discard(slot)
+        if slot == TOPIC and reading.topic_guessed:
+            guessed.add(TOPIC)  # from the catalogue or the answer before: the leader's own word wins later
+        progress["guessed"] = sorted(guessed)
         if slot == TYPE_SLOT and value == "help":
             values[CHANNEL], values[TIME], values[TIME_TEXT] = None, None, None
     if reading.no_time_wish and requested != TIME and (values.get(TIME) or values.get(TIME_TEXT)):

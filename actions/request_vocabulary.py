@@ -32,7 +32,7 @@ _TOKEN_RE = re.compile(r"[0-9a-zæøåéäöü]+")
 # No "-t"/"-et": "ringet" (has called) is not a wish to be called.
 _INFLECTIONS = ("", "e", "en", "er", "s", "ne", "ene", "erne", "ens", "es", "n", "r")
 _NEGATIONS = frozenset({"ikke", "ik", "ikk", "ingen", "aldrig", "ikk"})
-_PREFERENCE_BEFORE = frozenset({"hellere", "snarere", "helst", "nej", "men", "faktisk", "stedet"})
+_PREFERENCE_BEFORE = frozenset({"hellere", "snarere", "helst", "nej", "men", "faktisk"})
 _PREFERENCE_AFTER = ("i stedet", "hellere", "istedet")
 
 # How sure a token match is: a whole phrase or word beats an inflection, a typo, a compound part.
@@ -191,7 +191,8 @@ class Vocabulary:
         gives way to a positive one ("... men inden for et par dage").
         """
         words = tokens(text)
-        matches = [m for m in table.find(text, self._claims(text, table)) if not _negated(words, m)]
+        found = table.find(text, self._claims(text, table))
+        matches = [m for i, m in enumerate(found) if not _negated(words, m, found[i - 1].end if i else 0)]
         values = {m.value for m in matches}
         if len(values) <= 1:
             return next(iter(values), None)
@@ -211,7 +212,8 @@ class Vocabulary:
         if value is not None:
             return value
         words = tokens(text)
-        matches = [m for m in self.mentions(text, self.topics) if not _negated(words, m)]
+        found = self.mentions(text, self.topics)
+        matches = [m for i, m in enumerate(found) if not _negated(words, m, found[i - 1].end if i else 0)]
         if not matches:
             return None
         weight: Dict[str, float] = {}
@@ -288,10 +290,14 @@ _FILLER = frozenset(
 )
 
 
-def _negated(words: Sequence[str], match: Match) -> bool:
+def _negated(words: Sequence[str], match: Match, previous_end: int = 0) -> bool:
+    """A negation in the two words before the match, after any earlier match ("ikke teams";
+    but in "vi ikke mødes, kan I ikke bare rette dem" the "ikke" belongs to "mødes")."""
     if match.negative_phrase:
         return False
-    before = [loose(w) for w in words[max(0, match.start - 2) : match.start]]
+    before = [loose(w) for w in words[max(0, previous_end, match.start - 2) : match.start]]
+    if before[-2:] == ["stedet", "for"]:
+        return True  # "telefon i stedet for teams"
     return any(w in {loose(n) for n in _NEGATIONS} for w in before)
 
 

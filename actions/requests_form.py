@@ -546,11 +546,19 @@ class ActionRequestCallback(Action):
 
 
 class ActionInformWithoutRequest(Action):
-    """A detail ("Teams", "det haster") arrives while no request is in progress."""
+    """A detail ("Teams", "det haster") arrives while no request is in progress.
+
+    When it names a meeting or a channel ("telefonmøde", "teams"), a meeting request starts
+    with it; otherwise the leader chooses help or meeting.
+    """
 
     def name(self) -> Text:
         return "action_inform_without_request"
 
     async def run(self, dispatcher, tracker, domain) -> List[EventType]:
+        text = latest_text(tracker)
+        vocabulary = load_vocabulary(get_profile())
+        if text and (vocabulary.request_type(text) == "meeting" or vocabulary.channel(text)):
+            return [FollowupAction(FORM)]  # a channel is only ever for a meeting
         dispatcher.utter_message(response="utter_ask_help_or_meeting")
         return []

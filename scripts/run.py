@@ -102,6 +102,46 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def readiness_problem(settings: Settings) -> Optional[str]:
+    """None when the assistant can answer: Rasa has loaded a model and the action server answers.
+
+    A port that is open is not enough: Rasa answers GET / also when it failed to load a model
+    ("No agent loaded"), and then every message gets an empty reply.
+    """
+    import requests
+
+    host = settings.bind_host
+    try:
+        status = requests.get(f"http://{host}:{settings.rasa_port}/status",
+                              params={"token": settings.rasa_api_token}, timeout=5)
+        model = status.json().get("model_file") if status.status_code == 200 else None
+    except (requests.RequestException, ValueError):
+        model = None
+    if not model:
+        return "Rasa-serveren kører, men har ikke indlæst en model. Se logs/rasa.log."
+    try:
+        health = requests.get(f"http://{host}:{settings.actions_port}/health", timeout=5)
+        if health.status_code != 200:
+            raise requests.RequestException(health.status_code)
+    except requests.RequestException:
+        return "Action-serveren svarer ikke. Se logs/actions.log."
+    return None
+
+
+def wait_until_ready(settings: Settings, started: List[Service], deadline: float, stopping) -> Optional[str]:
+    """Wait until ``readiness_problem`` is None; the last problem when time runs out or a process dies."""
+    problem: Optional[str] = "ikke klar"
+    while not stopping() and time.monotonic() < deadline:
+        for service in started:
+            if service.process.poll() is not None:
+                return f"{service.title} stoppede under opstart. Se logs/{service.name}.log"
+        problem = readiness_problem(settings)
+        if problem is None:
+            return None
+        time.sleep(0.5)
+    return problem
+
+
 def stop_all(started: List[Service]) -> None:
     for service in reversed(started):
         if service.process and service.process.poll() is None:
@@ -180,6 +220,12 @@ def main() -> int:
         if waiting:
             names = ", ".join(s.title for s in waiting.values())
             print(f"FEJL: {names} blev ikke klar inden for 3 minutter. Se logs/.", file=sys.stderr)
+            return 1
+        problem = wait_until_ready(settings, started, deadline, lambda: stopping)
+        if stopping:
+            return 0
+        if problem:
+            print(f"FEJL: {problem}", file=sys.stderr)
             return 1
 
         mode = "UDVIKLING (demo-ledere, udviklingsnøgler – ikke til drift)" if settings.development else "DRIFT"

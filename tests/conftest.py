@@ -109,8 +109,12 @@ def stack(tmp_path_factory) -> Stack:
             "AF_OUTBOX_INTERVAL_SECONDS": "1",
             "PYTHONPATH": str(ROOT),
             "TF_CPP_MIN_LOG_LEVEL": "2",
+            # A user who has never run Rasa: its first run must not disturb make run (the
+            # telemetry notice once became the model path), and it must still answer.
+            "HOME": str(base / "home"),
         }
     )
+    (base / "home").mkdir()
     settings = load_settings(env)
     model = subprocess.run(
         [sys.executable, "scripts/model.py", "ensure"], cwd=ROOT, env=env, check=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from nlu_components.danish_tokenizer import Normaliser, restorations
-from nlu_components.intent_cues import decide, shapes
+from actions.intent_shapes import decide, shapes
 
 KNOWN = {"ændring": 3, "ønsker": 4, "medhjælper": 2, "barsel": 5, "blanket": 9, "teams": 4, "møde": 7,
          "lønseddel": 2, "spørgsmål": 3, "fratrædelse": 4, "løn": 9, "vikar": 6}
@@ -59,5 +59,28 @@ def test_everything_else_is_left_to_diet(text, diet):
 
 
 def test_a_sure_intent_outside_the_group_is_never_overruled():
-    assert decide("har nogen kigget paa min bestilling", "cancel", 0.95) is None
-    assert "case_status" in shapes("har nogen kigget paa min bestilling")
+    assert decide("har nogen kigget paa bestillingen", "cancel", 0.95) is None
+    assert "case_status" in shapes("har nogen kigget paa bestillingen")
+    assert decide("er du et menneske eller en maskine", "bot_challenge", 0.7) is None
+
+
+def test_a_long_message_is_never_small_talk():
+    assert decide("ok. kan i ringe mig op om det, jeg har en konkret sag", "thank", 0.95) == "book_meeting"
+
+
+def test_the_arbiter_leaves_no_tie_for_the_fallback_classifier():
+    """DIET sure of the other intent (1.0) must not leave a top-two tie that the FallbackClassifier
+    turns into "det forstod jeg ikke" (found on the development set)."""
+    from rasa.shared.nlu.training_data.message import Message
+
+    from nlu_components.intent_cues import IntentShapeArbiter
+
+    message = Message(data={"text": "hvor mange feriedage har en nyuddannet paedagog ret til",
+                            "intent": {"name": "find_form", "confidence": 1.0},
+                            "intent_ranking": [{"name": "find_form", "confidence": 1.0},
+                                               {"name": "ask_question", "confidence": 0.0}]})
+    [out] = IntentShapeArbiter().process([message])
+    ranking = out.get("intent_ranking")
+    assert out.get("intent")["name"] == "ask_question"
+    assert ranking[0]["name"] == "ask_question"
+    assert ranking[0]["confidence"] - ranking[1]["confidence"] >= 0.5

@@ -254,6 +254,28 @@ def test_a_misread_answer_is_still_an_answer():
     assert not outcome.reject and leader.state["urgency"] == "ingen_hast"
 
 
+def test_a_guessed_topic_gives_way_to_the_leaders_own_word():
+    leader = Leader("request_help").play(["hej, jeg er ny leder og har fået et ark fra min forgænger, kan I hjælpe "
+                                          "mig med at finde ud af om vi har brugt for mange penge på vikarer"])
+    guessed = leader.state["topic"]
+    leader.says("jeg ved ikke helt hvad I kalder det, men økonomi vel")
+    assert leader.state["topic"] == "oekonomi" and guessed != "oekonomi"
+
+
+def test_a_misread_status_question_inside_the_form_is_read_as_an_answer():
+    leader = Leader().play(["jeg vil gerne snakke med en fra personale om en medarbejder", "fysisk møde hos os"])
+    outcome = leader.says("jeg har ikke nogen bestemt tid, I må bare foreslå noget", intent="case_status")
+    assert not outcome.reject
+
+
+def test_a_meeting_can_become_help_when_the_leader_says_so():
+    leader = Leader().play(["kan vi tage et møde om nogle vagter der skal rettes"])
+    leader.says("egentlig behøver vi ikke mødes, kan I ikke bare rette dem? det er Ahmeds vagter 3. og 4. april")
+    assert leader.state["request_type"] == "help"
+    leader.says("det haster ikke")
+    assert leader.asked[-1] == "request_confirmed"  # no channel question for help
+
+
 def test_fallback_inside_the_form_keeps_the_form_and_asks_again():
     leader = Leader().play(["jeg vil gerne bestille et møde om løn"])
     outcome = leader.says("asdf qwerty", intent="nlu_fallback", confidence=0.2)

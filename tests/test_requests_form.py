@@ -174,6 +174,17 @@ def test_an_answer_that_changes_nothing_still_sets_a_slot_so_the_form_does_not_r
     assert messages == []
 
 
+@pytest.mark.parametrize("text, starts", [("telefonmøde", True), ("teams", True), ("det haster", False)])
+def test_a_detail_without_a_request_starts_a_meeting_when_it_names_one(text, starts):
+    dispatcher = CollectingDispatcher()
+    tracker = Tracker("x", {}, {"text": text, "intent": {"name": "inform"}}, [], False, None, {}, "action_listen")
+    events = asyncio.run(rf.ActionInformWithoutRequest().run(dispatcher, tracker, DOMAIN))
+    if starts:
+        assert events == [{"event": "followup", "timestamp": None, "name": "request_form"}]
+    else:
+        assert events == [] and dispatcher.messages[0]["response"] == "utter_ask_help_or_meeting"
+
+
 def test_defaults_are_said_with_their_names():
     events, messages = validate("øhm", requested="urgency", request_type="meeting", topic="loen",
                                 request_progress={"asks": {"urgency": 2}, "defaulted": []})

@@ -1,0 +1,76 @@
+"""The trainers' request vocabulary (profiles/*/vocabulary.yml): valid, and read as leaders write."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from actions.profile import load_profile
+from actions.request_vocabulary import VocabularyError, load_vocabulary, parse_vocabulary
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILES = sorted(p.parent for p in (ROOT / "profiles").glob("*/vocabulary.yml"))
+BUF = load_vocabulary(load_profile(ROOT / "profiles" / "buf"))
+
+
+@pytest.mark.parametrize("directory", PROFILES, ids=lambda p: p.name)
+def test_every_profiles_vocabulary_loads_with_its_own_topics_and_urgencies(directory):
+    vocabulary = load_vocabulary(load_profile(directory))
+    assert set(vocabulary.topics.values) <= set(load_profile(directory).topics)
+
+
+def test_a_word_under_two_values_is_refused_with_a_danish_message():
+    data = yaml.safe_load((ROOT / "profiles" / "buf" / "vocabulary.yml").read_text(encoding="utf-8"))
+    data["topics"]["personale"].append("Løn")
+    with pytest.raises(VocabularyError, match="står både under"):
+        parse_vocabulary(data, ["loen", "personale", "indkoeb", "oekonomi", "arbejdstid", "andet"],
+                         ["akut", "snart", "ingen_hast"], "vocabulary.yml")
+    data = {"topics": {"ukendt": ["x"]}}
+    with pytest.raises(VocabularyError, match="skal være en af"):
+        parse_vocabulary(data, ["loen"], ["akut"], "vocabulary.yml")
+
+
+@pytest.mark.parametrize("text, topic", [
+    ("lønseddelspørgsmål", "loen"), ("loen", "loen"), ("lon", "loen"), ("persnale", "personale"),
+    ("vikarløn", "personale"), ("tidsregistrering", "arbejdstid"), ("kan I rette mødeplanen", "arbejdstid"),
+    ("nej vent, det er ikke løn, det er arbejdstid", "arbejdstid"), ("løn, nej hellere personale", "personale"),
+    ("medarbejder", None),  # own staff: not a typo of "merarbejde"
+])
+def test_topics(text, topic):
+    assert BUF.topic(text) == topic
+
+
+@pytest.mark.parametrize("text, channel", [
+    ("teamsmøde", "teams"), ("kan jeg faa et teams moede", "teams"), ("tlf", "telefon"),
+    ("ikke teams men fysisk", "fysisk"), ("fysisk, nej hellere telefon", "telefon"),
+    ("telefon i stedet for teams", "telefon"), ("telefon eller teams", None),
+    ("må jeg kræve en lægeerklæring", None),  # "-ring" at the end is no call
+    ("hun har lige ringet", None),
+])
+def test_channels(text, channel):
+    assert BUF.channel(text) == channel
+
+
+@pytest.mark.parametrize("text, urgency", [
+    ("det haster ikke", "ingen_hast"), ("ikke akut men gerne inden for et par dage", "snart"),
+    ("akkut", "akut"), ("det er ikke saa vigtigt, bare naar i naar det", "ingen_hast"),
+    ("øh det ved jeg ikke rigtigt", None),  # "ikke rigtigt" is no typo of "ikke vigtigt"
+])
+def test_urgency(text, urgency):
+    assert BUF.urgency_level(text) == urgency
+
+
+def test_short_urgency_answers_count_only_when_asked_and_alone():
+    assert BUF.urgency_level("lige meget", asked=True) == "ingen_hast"
+    assert BUF.urgency_level("lige meget") is None
+    assert BUF.urgency_level("nej, det skal være telefon", asked=True) is None
+
+
+def test_whole_answers():
+    assert BUF.is_only("confirm", "Ja tak, det er korrekt!")
+    assert not BUF.is_only("confirm", "ja men hellere telefon")
+    assert BUF.says("cancel", "aah glem det, min souschef har ordnet det")
+    assert not BUF.says("cancel", "hun er stoppet")  # "stop" is not read inside "stoppet"
+    assert BUF.asks_for_a_call("kan en konsulent ringe mig op")
+    assert not BUF.asks_for_a_call("en oversigt til vores MED-møde")
