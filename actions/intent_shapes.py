@@ -37,6 +37,7 @@ SHAPES: Dict[str, Sequence[str]] = {
         rf"\bhvorn{_AA}r (?:f{_AA}r|h{_OE}rer) (?:jeg|vi) (?:svar|noget)\b",
         rf"\ber der nogen,? der (?:arbejder|kigger|ser) p{_AA}\b",
         rf"\bhvordan g{_AA}r det med (?:min|mit|den|det|vores|sagen)\b",
+        rf"\ber (?:den|sagen|min sag|det) (?:blevet )?(?:behandlet|f{_AE}rdig|godkendt|modtaget|ordnet)\b",
         r"\b(?:min|mit|mine|vores) (?:sag|sager|henvendelse|henvendelser|bestilling|anmodning)\b.{0,60}"
         rf"\b(?:blevet|f{_AE}rdig|behandlet|godkendt|sendt|modtaget)\b",
     ),
@@ -57,7 +58,7 @@ SHAPES: Dict[str, Sequence[str]] = {
         rf"\bet m{_OE}de med\b",
         rf"\bm{_OE}des med\b",
         rf"\bbooke? (?:et|en) (?:m{_OE}de|tid)\b",
-        r"\bkomme (?:ud|forbi)\b",
+        r"\bkom(?:me|mer) (?:ud|forbi)\b",
         r"\ben tid hos\b",
         r"\bet call\b",
         r"\b(?:en snak|snakke|tale) med en \w*konsulent\b",
@@ -69,7 +70,8 @@ SHAPES: Dict[str, Sequence[str]] = {
         rf"\bhvad skal (?:jeg|vi) (?:g{_OE}re|udfylde|bruge|indberette|sende|foretage)\b",
         rf"\bhvad g{_OE}r (?:jeg|vi)\b",
         rf"\bhvordan (?:g{_OE}r|f{_AA}r|melder|registrerer|indberetter|opretter|ans{_AE}tter|afslutter|s{_OE}ger|giver|"
-        rf"s{_AE}tter|f{_OE}rer|s{_OE}rger) (?:jeg|vi)\b",
+        rf"s{_AE}tter|f{_OE}rer|s{_OE}rger|k{_OE}ber|bestiller|ans{_OE}ger) (?:jeg|vi)\b",
+        rf"\bhvordan (?:ans{_OE}ges|s{_OE}ges|meldes|indberettes|registreres)\b",
         r"\bhvor (?:finder|registrerer|indberetter|melder) (?:jeg|vi|man)\b",
     ),
     "ask_question": (
@@ -142,8 +144,8 @@ def decide(text: str, intent: Optional[str], confidence: float) -> Optional[str]
             chosen = "find_form"
         elif len(found) == 1:
             chosen = found[0]
-    if chosen is None or chosen == intent:
-        return None
+    if chosen is None or (chosen == intent and confidence >= CONFIDENCE):
+        return None  # nothing to settle; an unsure DIET that agrees with the shape is made sure
     if intent == "out_of_scope" and chosen not in FROM_OUT_OF_SCOPE:
         return None
     return chosen

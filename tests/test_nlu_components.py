@@ -84,3 +84,10 @@ def test_the_arbiter_leaves_no_tie_for_the_fallback_classifier():
     assert out.get("intent")["name"] == "ask_question"
     assert ranking[0]["name"] == "ask_question"
     assert ranking[0]["confidence"] - ranking[1]["confidence"] >= 0.5
+
+
+def test_an_unsure_diet_that_agrees_with_the_shape_is_made_sure():
+    """DIET gave 'kan I ...' request_help at 0.40: the FallbackClassifier said 'det forstod jeg ikke'."""
+    assert decide("vil I lægge vagtplanen for december ind i tidsregistreringen", "request_help", 0.4) == \
+        "request_help"
+    assert decide("vil I lægge vagtplanen for december ind i tidsregistreringen", "request_help", 0.95) is None
