@@ -373,6 +373,13 @@ def interpret(state: Mapping[str, Any], turn: Turn, ctx: Context) -> Outcome:
         out.say.append(Say(f"utter_time_{reading.time_problem.problem}", dict(reading.time_problem.facts)))
         values[TIME], values[TIME_TEXT] = None, _time_phrase(text)
 
+    # "ved ikke", "det må I vurdere", "ja" to how urgent or how to meet: AF's default, at once.
+    if requested in (URGENCY, CHANNEL) and not said_something and text and (
+        vocabulary.is_only("no_preference", text) or vocabulary.is_only("confirm", text)
+    ):
+        progress["asks"][requested] = MAX_ASKS  # _next_question applies the default and says so
+        said_something = True
+
     # Nothing answered: keep the leader's own words, and ask again (at most twice in all).
     if requested not in (None, CONFIRMED, DESCRIPTION, TIME) and not said_something:
         if content:

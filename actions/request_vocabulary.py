@@ -23,7 +23,7 @@ from actions.textnorm import edit_distance, fold, is_stopword, skeleton
 
 VOCABULARY_FILE = "vocabulary.yml"
 VALUE_TABLES = ("topics", "channels", "urgency", "urgency_when_asked", "request_types")
-PHRASE_LISTS = ("confirm", "cancel", "deny", "correction", "no_time_wish")
+PHRASE_LISTS = ("confirm", "cancel", "deny", "correction", "no_time_wish", "no_preference")
 CHANNELS = ("fysisk", "telefon", "teams")
 REQUEST_TYPES = ("help", "meeting")
 

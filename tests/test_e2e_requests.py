@@ -7,6 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from actions import danish_time
+from actions.af_calendar import closing_reason
 from actions.profile import load_profile
 from servicenow_emulator.testing import Admin
 
@@ -29,7 +30,8 @@ def _next_slot_text(stack):
     """A time inside opening hours, written the way the assistant itself writes it."""
     profile = load_profile(stack.settings.profile_dir)
     now = datetime.now(ZoneInfo(profile.timezone))
-    slot = danish_time.suggest_times(now, profile.opening_hours, profile.timezone, count=2)[1]
+    slot = danish_time.suggest_times(now, profile.opening_hours, profile.timezone, count=2,
+                                     closed=closing_reason(profile))[1]
     return slot, danish_time.render_datetime(slot, now)
 
 
@@ -37,17 +39,21 @@ def test_meeting_request_creates_a_case_with_the_right_fields_and_status_shows_o
     sender = stack.new_sender("e2e-meeting")
     token = stack.token_for()  # Mette Hansen, Valby Skole -> AF Syd
 
+    # Everything in the first message: straight to the summary; the time is a wish, not a question.
     reply = _texts(stack.send(sender, "Jeg vil gerne have et Teams-møde om løn, det haster", token=token))
-    assert "Hvornår passer det dig?" in reply
+    assert "Her er din bestilling" in reply and "• Mødeform: Teams" in reply
+    assert "intet ønske – AF foreslår et tidspunkt" in reply
 
+    # The leader adds a time wish from the summary, with one of the suggestions ...
+    reply = _texts(stack.send(sender, '/inform{"correction_field":"preferred_time"}', token=token))
+    assert "Har du et ønske til tidspunktet?" in reply
     slot, slot_text = _next_slot_text(stack)
     reply = _texts(stack.send(sender, slot_text, token=token))
-    assert "Skriv kort med dine egne ord" in reply
+    assert "Her er din bestilling" in reply and slot_text in reply
 
+    # ... and a few words, which become the description.
     reply = _texts(stack.send(sender, "En pædagog mangler sit tillæg for weekendarbejde i oktober", token=token))
-    assert "Her er din henvendelse" in reply
-    assert "• Mødeform: Teams-møde" in reply
-    assert slot_text in reply
+    assert "det har jeg skrevet i beskrivelsen" in reply and "weekendarbejde" in reply
 
     reply = _texts(stack.send(sender, "ja", token=token))
     assert "Din sag er oprettet med nummeret AFH" in reply, reply
@@ -97,7 +103,7 @@ def test_help_request_without_login_asks_for_email_once_and_cancel_creates_nothi
     before = len(admin.cases())
     sender = stack.new_sender("e2e-cancel")
     reply = _texts(stack.send(sender, "jeg har brug for hjælp til budgettet, det kan godt vente"))
-    assert "Skriv kort med dine egne ord" in reply
+    assert "e-mailadresse" in reply  # topic and urgency are known: only the e-mail is missing
     reply = _texts(stack.send(sender, "Vi skal have lagt næste års budget for SFO'en"))
     assert "e-mailadresse" in reply
     reply = _texts(stack.send(sender, "glem det"))

@@ -133,6 +133,17 @@ def test_a_question_is_asked_at_most_twice_then_the_leaders_words_are_kept():
     assert "ved jeg sgu ikke" in leader.state["description"]
 
 
+@pytest.mark.parametrize("answer", ["ved ikke", "det må I vurdere", "Ja tak, det er korrekt."])
+def test_no_preference_on_urgency_or_channel_takes_the_default_at_once(answer):
+    leader = Leader().play(["telefonmøde", "arbejdstid", answer])
+    assert leader.asked.count("urgency") == 1
+    assert leader.state["urgency"] == PROFILE.default_urgency
+    assert "utter_request_urgency_defaulted" in leader.said and "utter_request_not_understood" not in leader.said
+    leader = Leader().play(["jeg vil gerne have et møde om løn, det haster ikke", answer])
+    assert leader.asked == ["meeting_channel", "request_confirmed"]
+    assert leader.state.get("meeting_channel") is None and "utter_request_channel_defaulted" in leader.said
+
+
 def test_a_topic_nobody_can_name_becomes_andet_after_two_misses():
     leader = Leader().play(["jeg vil gerne have et møde", "det er svært at forklare", "hmm, noget med papirer"])
     assert leader.asked.count("topic") == 2
