@@ -213,8 +213,10 @@ def _request_turns(marker: str) -> List[tuple]:
         ("hej", ""),
         ("/request_help", "Hvad handler"),
         ('/inform{"topic":"personale"}', "Hvor meget haster"),
-        ('/inform{"urgency":"ingen_hast"}', "egne ord"),
-        (f"vi skal ansætte en ny pædagog og er i tvivl om indplaceringen {marker}", ""),
+        # Type, topic and urgency known: the summary, with room for a few words.
+        ('/inform{"urgency":"ingen_hast"}', "Skriv gerne et par ord"),
+        (f"vi skal ansætte en ny pædagog og er i tvivl om indplaceringen {marker}",
+         "det har jeg skrevet i beskrivelsen"),
         ("/affirm", "Din sag er oprettet med nummeret"),
     ]
 
