@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, EventType, FollowupAction, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.forms_lookup import dispatch_plan, plan_to_events
-from actions.identity import identity_from_metadata
+from actions.identity import Identity, identity_from_metadata
 from actions.menu import MAIN_MENU
 from actions.profile import get_profile
 from actions.second_chance import catalogue_hint
@@ -18,15 +18,43 @@ from actions.second_chance import catalogue_hint
 IDENTITY_SLOTS = ("leader_name", "leader_email", "leader_institution", "leader_unit")
 
 
-def _session_metadata(tracker: Tracker) -> Dict[str, Any]:
-    """Metadata of the message that started this session (rasa-sdk passes it along)."""
-    metadata = tracker.get_slot("session_started_metadata")
-    if isinstance(metadata, dict):
-        return metadata
+def _candidate_metadata(tracker: Tracker) -> List[Dict[str, Any]]:
+    """Metadata that may carry the leader's verified token, freshest first.
+
+    A session Rasa starts by itself puts the triggering message's metadata in
+    ``session_started_metadata``; a ``/session_start`` typed in the middle of a
+    session leaves that slot as it was (possibly hours old), but the typed message
+    carries the current token. Both are tried; only a verified token counts.
+    """
+    candidates: List[Dict[str, Any]] = []
     for event in reversed(tracker.events):
         if event.get("event") == "user":
-            return event.get("metadata") or {}
-    return {}
+            if isinstance(event.get("metadata"), dict):
+                candidates.append(event["metadata"])
+            break
+    metadata = tracker.get_slot("session_started_metadata")
+    if isinstance(metadata, dict):
+        candidates.insert(0, metadata)
+    return candidates
+
+
+def _verified_identity(tracker: Tracker) -> Optional[Identity]:
+    for metadata in _candidate_metadata(tracker):
+        identity = identity_from_metadata(metadata)
+        if identity is not None:
+            return identity
+    return None
+
+
+def _kept_identity(tracker: Tracker) -> Optional[Tuple[Any, ...]]:
+    """The identity slots as they are, if a verified identity is already set.
+
+    A session start without a fresh verified token never downgrades a leader who is
+    already known: otherwise an expired start token plus a typed ``/session_start``
+    would wipe the identity and let the forms take an e-mail the leader types.
+    """
+    values = tuple(tracker.get_slot(slot) for slot in IDENTITY_SLOTS)
+    return values if values[1] else None
 
 
 def _had_previous_session(tracker: Tracker) -> bool:
@@ -48,10 +76,13 @@ class ActionSessionStart(Action):
         returning = _had_previous_session(tracker)
         profile = get_profile()
         events: List[EventType] = [SessionStarted()]
-        identity = identity_from_metadata(_session_metadata(tracker))
+        identity = _verified_identity(tracker)
+        kept = _kept_identity(tracker)
         if identity is not None:
             unit = identity.unit or profile.unit_for_institution(identity.institution)["id"]
             values = (identity.name, identity.email, identity.institution, unit)
+        elif kept is not None:
+            values = kept
         else:
             values = (None, None, None, None)
         events.extend(SlotSet(slot, value) for slot, value in zip(IDENTITY_SLOTS, values))
@@ -63,7 +94,8 @@ class ActionSessionStart(Action):
             ]
         )
         if returning:
-            name = f" {identity.name.split()[0]}" if identity and identity.name else ""
+            full_name = identity.name if identity else values[0]
+            name = f" {full_name.split()[0]}" if full_name else ""
             dispatcher.utter_message(
                 text=f"Velkommen tilbage{name}! Der er gået lidt tid, så vi starter en ny samtale. Hvad kan jeg hjælpe med?",
                 buttons=MAIN_MENU,

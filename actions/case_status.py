@@ -27,7 +27,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import danish_time
 from actions.profile import Profile, get_profile
-from actions.contact_email import ContactEmailMixin, requester_email
+from actions.contact_email import ContactEmailMixin, requester_email, typed_email_allowed
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +199,6 @@ class ValidateCaseStatusForm(ContactEmailMixin, FormValidationAction):
         tracker: Tracker,
         domain: DomainDict,
     ) -> List[Text]:
-        if tracker.get_slot("leader_email"):
-            return []
+        if tracker.get_slot("leader_email") or not typed_email_allowed():
+            return []  # where a login is required, a typed e-mail is never asked for
         return ["contact_email"]

@@ -13,13 +13,26 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.request_dialogue import EMAIL_RE, find_email
+from actions.settings import get_settings
 
 STOP_INTENTS = frozenset({"cancel", "human_handoff", "restart", "case_status"})
 
 
+def typed_email_allowed() -> bool:
+    """A typed e-mail may stand in for a login only where no login is required."""
+    return not get_settings().identity_required
+
+
 def requester_email(tracker: Tracker) -> Optional[str]:
-    """The verified e-mail, else the contact e-mail the leader typed (development)."""
-    return tracker.get_slot("leader_email") or tracker.get_slot("contact_email")
+    """The verified e-mail, else (only where no login is required) the one the leader typed.
+
+    Where identity is required a typed address is never an identity: a leader whose
+    identity is somehow missing gets no case and no case list in anyone's name.
+    """
+    verified = tracker.get_slot("leader_email")
+    if verified or not typed_email_allowed():
+        return verified or None
+    return tracker.get_slot("contact_email")
 
 
 def _latest_text(tracker: Tracker) -> str:

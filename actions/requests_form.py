@@ -32,7 +32,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import danish_time, request_dialogue as rd
 from actions.af_calendar import closing_reason
-from actions.contact_email import requester_email
+from actions.contact_email import requester_email, typed_email_allowed
 from actions.handoff import ActionHumanHandoff
 from actions.handoff_store import duty_status, get_store
 from actions.menu import MAIN_MENU
@@ -99,7 +99,8 @@ def build_context(tracker: Tracker, profile: Profile) -> rd.Context:
         timezone=profile.timezone,
         closed=closing_reason(profile),
         infer_topic=lambda text: infer_topic(text, profile),
-        identity_known=bool(tracker.get_slot("leader_email")),
+        # Where a login is required, an e-mail is never asked for (nor taken) in its place.
+        identity_known=bool(tracker.get_slot("leader_email")) or not typed_email_allowed(),
         channels=list(profile.meeting_channels),
         max_days=settings["max_days_ahead"],
         meeting_minutes=settings["duration_minutes"],
@@ -454,6 +455,13 @@ class ActionSubmitRequest(Action):
         profile = get_profile()
         if tracker.get_slot("request_confirmed") is not True:
             return []  # never create anything the leader did not confirm
+        if not requester_email(tracker):
+            # Where a login is required and the identity is missing, nothing is filed in
+            # anyone's name (a typed e-mail is no identity); the leader gets AF's phone.
+            log.warning("Bestilling uden verificeret identitet blev ikke sendt")
+            dispatcher.utter_message(response="utter_request_failed", af_phone=profile.phone,
+                                     af_phone_hours=profile.phone_hours)
+            return []
         service = _case_service()
         request_type = tracker.get_slot("request_type") or "help"
         description = tracker.get_slot("description") or ""

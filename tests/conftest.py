@@ -27,6 +27,15 @@ from actions.identity import issue_token  # noqa: E402
 from actions.settings import load_settings  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _fresh_settings_after_each_test():
+    """Settings are cached per process; a test that sets AF_MODE must not leak it."""
+    yield
+    from actions.settings import get_settings
+
+    get_settings.cache_clear()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -79,3 +79,46 @@ def test_fallback_hands_the_turn_back_to_the_leader():
     """As core fallback the action must end the turn, or Rasa loops until its circuit breaker."""
     _, events = _run(ActionHandleFallback(), _tracker([_user("affirm")]))
     assert events == [{"event": "followup", "timestamp": None, "name": "action_listen"}]
+
+
+def _production(monkeypatch):
+    monkeypatch.setenv("AF_MODE", "production")
+    monkeypatch.setenv("AF_IDENTITY_JWT_KEY", "k" * 48)
+    get_settings.cache_clear()
+
+
+def _expired_token():
+    import time
+
+    import jwt
+
+    past = int(time.time()) - 10 * 3600
+    payload = {"name": "Mette Hansen", "email": "mette.hansen@buf.kk.dk", "institution": "Valby Skole",
+               "unit": "", "iat": past, "exp": past + 8 * 3600}
+    settings = get_settings()
+    return jwt.encode(payload, settings.identity_jwt_key, algorithm=settings.identity_jwt_algorithm)
+
+
+KNOWN = {"leader_name": "Mette Hansen", "leader_email": "mette.hansen@buf.kk.dk",
+         "leader_institution": "Valby Skole", "leader_unit": "af-syd"}
+
+
+def test_a_typed_session_start_with_an_expired_start_token_keeps_the_verified_leader(monkeypatch):
+    """Security review (issue 14): the start token expired, the leader types /session_start
+    in the same session; the identity must not fall to None (the forms would then take any
+    typed e-mail)."""
+    _production(monkeypatch)
+    slots = dict(KNOWN, session_started_metadata={"identity_token": _expired_token()})
+    _, events = _run(ActionSessionStart(), _tracker([_user("session_start", "/session_start")], slots))
+    assert _slots(events)["leader_email"] == "mette.hansen@buf.kk.dk"
+    get_settings.cache_clear()
+
+
+def test_a_session_start_uses_the_current_messages_verified_token(monkeypatch):
+    _production(monkeypatch)
+    fresh = issue_token({"name": "Ole Holm", "email": "ole.holm@buf.kk.dk", "institution": "Valby Skole"})
+    tracker = _tracker([_user("session_start", "/session_start", {"identity_token": fresh})],
+                       {"session_started_metadata": {"identity_token": _expired_token()}})
+    _, events = _run(ActionSessionStart(), tracker)
+    assert _slots(events)["leader_email"] == "ole.holm@buf.kk.dk"
+    get_settings.cache_clear()

@@ -130,6 +130,10 @@ def test_servicenow_down_gives_a_clear_danish_message_with_the_phone(monkeypatch
 
 
 def test_without_verified_identity_the_typed_contact_email_is_used(monkeypatch):
+    from actions.settings import get_settings
+
+    monkeypatch.setenv("AF_MODE", "development")  # only where no login is required
+    get_settings.cache_clear()
     fake = FakeCases()
     monkeypatch.setattr(cs, "_case_service", lambda: fake)
     email_answer = {"event": "user", "text": "mette.hansen@buf.kk.dk",
@@ -156,7 +160,11 @@ def test_no_email_at_all_says_so_without_calling_servicenow(monkeypatch):
     assert PROFILE.phone in text
 
 
-def test_status_form_asks_for_email_only_without_any_identity():
+def test_status_form_asks_for_email_only_without_any_identity(monkeypatch):
+    from actions.settings import get_settings
+
+    monkeypatch.setenv("AF_MODE", "development")  # only where no login is required
+    get_settings.cache_clear()
     form = cs.ValidateCaseStatusForm()
     dispatcher = CollectingDispatcher()
 
@@ -174,3 +182,24 @@ def test_case_number_candidates():
     assert cs.case_number_candidate("hvad sker der med min sag") is None
     assert cs.case_number_candidate("AF-7K3Q9") == "AF-7K3Q9"
     assert not cs.CASE_NUMBER.match(cs.case_number_candidate("AFH0001001^ORx=y"))
+
+
+def test_where_a_login_is_required_a_typed_email_looks_up_nothing(monkeypatch):
+    """Security review (issue 14): with the identity lost, a typed e-mail must not pass
+    for one - neither to look up cases nor to be asked for."""
+    from actions.settings import get_settings
+
+    monkeypatch.setenv("AF_MODE", "production")
+    monkeypatch.setenv("AF_IDENTITY_JWT_KEY", "k" * 48)
+    get_settings.cache_clear()
+    try:
+        fake = FakeCases()
+        monkeypatch.setattr(cs, "_case_service", lambda: fake)
+        text = _status("mine sager", fake, slots={"leader_email": None, "contact_email": "victim@buf.kk.dk"})
+        assert fake.calls == []
+        assert "kan ikke se, hvem du er" in text
+        tracker = Tracker("leder-1", {"leader_email": None}, {}, [], False, None, {}, "action_listen")
+        slots = asyncio.run(cs.ValidateCaseStatusForm().required_slots([], CollectingDispatcher(), tracker, {}))
+        assert slots == []
+    finally:
+        get_settings.cache_clear()
