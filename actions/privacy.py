@@ -12,8 +12,21 @@ A CPR number is DDMMYY-SSSS. We recognise it
   ``010203-1234``, ``010203 1234``, ``010203 - 1234``,
 * with spaces between the date groups: ``01 02 03-1234``, ``01 02 03 - 1234``,
   ``01 02 03 1234``,
-* with dots, dashes or slashes between the date groups, followed directly by
-  a dash: ``01.02.03-1234``, ``01-02-03-1234``.
+* with dots, dashes, slashes or underscores between the date groups, followed
+  by a dash, a space or the same separator: ``01.02.03-1234``,
+  ``01-02-03 1234``, ``01_02_03_1234``;
+* with a dot, slash or underscore between date and serial: ``010203.1234``;
+* with a line break, or one of Unicode's other spaces, between the parts;
+* glued to letters: ``medarbejder0102031234`` (not glued to other digits);
+* hidden with invisible characters (zero-width space, soft hyphen, joiners)
+  or written in full-width or other compatibility forms: the text is matched
+  after NFKC normalisation with invisible characters removed, and the span
+  masked in the original.
+
+Decision (security review, issue 14): a date and a four-digit time written
+``12.03.24 1400`` and a 10-digit case number glued to letters are masked too
+when the digits form a CPR number. A masked meeting time costs a question;
+a leaked CPR number cannot be taken back.
 
 We do NOT use the modulus-11 check: numbers issued since 2007 may fail it.
 Instead the date part must be a real calendar date (day valid for the month,
@@ -29,6 +42,7 @@ from __future__ import annotations
 import calendar
 import logging
 import re
+import unicodedata
 from typing import Any, Iterator, Tuple
 
 CPR_MASK = "[CPR-nummer fjernet]"
@@ -55,22 +69,24 @@ def cpr_notice(count: int) -> str:
 # digits, which int() understands, so "０１０２０３１２３４" is caught as well.
 _D = r"\d"
 _DASH = "\\-\u2010\u2011\u2012\u2013\u2014\u2212"  # hyphen-minus, hyphens, en/em dash, minus
-_SPACE = r"[ \t\u00a0\u202f]"  # space, tab, no-break spaces (not newlines)
+# Space, tab, no-break spaces; NFKC has already turned thin, figure and
+# ideographic spaces into plain ones. One line break may sit between the parts.
+_SPACE = r"(?:[ \t\u00a0\u202f]|\r?\n)"
 
 # Not glued to a preceding digit or letter (case numbers like AFH0001001,
 # SAG0102031234), except the explicit prefixes "cpr"/"cprnr" ("CPR0102031234"),
 # and not the second half of a longer number ("1234-0102031234": bank account).
-_START = rf"(?<!{_D}[{_DASH}./])(?:(?<![\w])|(?<=cpr)|(?<=cprnr))"
+_START = rf"(?<!{_D}[{_DASH}./_])(?<!{_D})"
 # Not followed by another digit (part of a longer number: EAN-13, account
 # numbers) nor by a dash/dot + digit (e.g. "0102031234-5").
-_END = rf"(?!{_D})(?![{_DASH}.,/]{_D})"
+_END = rf"(?!{_D})(?![{_DASH}.,/_]{_D})"
 
 _CPR_RE = re.compile(
     _START
     + r"(?:"
     # 1) DDMMYY together, then nothing, a space, or a dash (spaces around it)
     + rf"(?P<d1>{_D}{{2}})(?P<m1>{_D}{{2}})(?P<y1>{_D}{{2}})"
-    + rf"(?:{_SPACE}{{0,3}}[{_DASH}]{_SPACE}{{0,3}}|{_SPACE}{{0,3}})"
+    + rf"(?:{_SPACE}{{0,3}}[{_DASH}]{_SPACE}{{0,3}}|{_SPACE}{{0,3}}|[./_])"
     + rf"(?P<s1>{_D}{{4}})"
     + r"|"
     # 2) DD MM YY with single spaces, then a space or a dash (spaces around it)
@@ -78,10 +94,10 @@ _CPR_RE = re.compile(
     + rf"(?:{_SPACE}{{0,3}}[{_DASH}]{_SPACE}{{0,3}}|{_SPACE}{{1,3}})"
     + rf"(?P<s2>{_D}{{4}})"
     + r"|"
-    # 3) DD.MM.YY / DD-MM-YY / DD/MM/YY (same separator), then directly a dash.
-    #    "12.03.24 1400" (a date and a time) is deliberately NOT a CPR number.
-    + rf"(?P<d3>{_D}{{2}})(?P<sep>[.{_DASH}/])(?P<m3>{_D}{{2}})(?P=sep)(?P<y3>{_D}{{2}})"
-    + rf"[{_DASH}](?P<s3>{_D}{{4}})"
+    # 3) DD.MM.YY / DD-MM-YY / DD/MM/YY / DD_MM_YY (same separator), then a dash,
+    #    a space or the same separator.
+    + rf"(?P<d3>{_D}{{2}})(?P<sep>[.{_DASH}/_])(?P<m3>{_D}{{2}})(?P=sep)(?P<y3>{_D}{{2}})"
+    + rf"(?:{_SPACE}{{0,3}}[{_DASH}]{_SPACE}{{0,3}}|{_SPACE}{{1,3}}|(?P=sep))(?P<s3>{_D}{{4}})"
     + r")"
     + _END,
     re.IGNORECASE,
@@ -140,7 +156,36 @@ def mask_cpr(text: str) -> Tuple[str, int]:
     return "".join(parts), len(spans)
 
 
+# Characters that render as nothing: a number with one inside still reads as a number.
+_INVISIBLE = frozenset("\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff")
+
+
+def _normalised(text: str) -> Tuple[str, list]:
+    """``text`` in NFKC form without invisible characters, and for each of its
+    characters the index of the original character it came from."""
+    chars = []
+    origin = []
+    for index, char in enumerate(text):
+        if char in _INVISIBLE or unicodedata.category(char) == "Cf":
+            continue
+        form = unicodedata.normalize("NFKC", char) if ord(char) > 127 else char
+        for piece in form:
+            chars.append(piece)
+            origin.append(index)
+    return "".join(chars), origin
+
+
 def _find(text: str) -> Iterator[Tuple[int, int]]:
+    """Spans (in ``text``) of the CPR numbers, left to right, not overlapping."""
+    if text.isascii():
+        yield from _find_plain(text)
+        return
+    norm, origin = _normalised(text)
+    for start, end in _find_plain(norm):
+        yield origin[start], origin[end - 1] + 1
+
+
+def _find_plain(text: str) -> Iterator[Tuple[int, int]]:
     """Spans of the CPR numbers in text, left to right, not overlapping.
 
     A candidate whose date is not valid does not hide a real number that

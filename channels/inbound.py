@@ -15,6 +15,12 @@ the tracker store, the logs and the actions:
    ``action_session_start``). When ``settings.identity_required`` and the token
    is missing, expired or wrongly signed, the message is refused with a polite
    Danish text (``Inbound.refusal``) and must not reach Rasa.
+
+Payload commands (``/intent{...}``) are a separate step, because it needs the
+conversation: ``guard_payload(text, offered)`` lets a payload through only when
+the bot's latest turn offered it as a button (or it is the widget's opening
+``/greet``). Anything else the leader types with a leading slash - ``/restart``,
+``/session_start``, ``/inform{"topic": ...}`` - is read as ordinary text.
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from actions.identity import METADATA_KEY, Identity, IdentityError, verify_token
-from actions.privacy import cpr_notice, mask_cpr
+from actions.privacy import cpr_notice, mask_cpr, mask_cpr_in
 from actions.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -78,25 +84,34 @@ def clean_text(text: Any) -> str:
     return _CONTROL_RE.sub("", str(text))
 
 
-def _drop_identity_entities(text: str) -> str:
+def _clean_payload(text: str) -> Tuple[str, int]:
+    """A ``/intent{...}`` payload with identity entities dropped and CPR numbers masked
+    in its *decoded* values, written back as plain JSON (no ``\\u`` escapes).
+
+    Rasa decodes the JSON itself, so ``{"topic": "\\u0030102031234"}`` would reach the
+    tracker as ``0102031234`` if only the raw text were masked. Returns the text and
+    how many CPR numbers were masked. Other texts are returned unchanged.
+    """
     match = _PAYLOAD_RE.match(text)
     if not match:
-        return text
+        return text, 0
     try:
         entities = json.loads(match.group(2))
     except ValueError:
-        return text
+        return text, 0
     if not isinstance(entities, dict):
-        return text
+        return text, 0
     kept = {
         key: value
         for key, value in entities.items()
         if not str(key).lower().startswith(IDENTITY_ENTITY_PREFIXES)
     }
-    if len(kept) == len(entities):
-        return text
-    logger.warning("Forsøg på at sætte identitet via payload blev afvist")
-    return match.group(1) + (json.dumps(kept, ensure_ascii=False) if kept else "")
+    if len(kept) != len(entities):
+        logger.warning("Forsøg på at sætte identitet via payload blev afvist")
+    kept, count = mask_cpr_in(kept)
+    if kept == entities and count == 0 and "\\u" not in match.group(2):
+        return text, 0
+    return match.group(1) + (json.dumps(kept, ensure_ascii=False) if kept else ""), count
 
 
 def parse_metadata(raw: Any) -> Dict[str, Any]:
@@ -140,7 +155,9 @@ def prepare(text: Any, raw_metadata: Any, settings: Optional[Settings] = None) -
     masked, count = mask_cpr(cleaned)
     if too_long:
         masked = masked[:limit]
-    masked = _drop_identity_entities(masked)
+    # After any rewrite of a payload, mask again: the rewrite decodes JSON escapes.
+    masked, in_payload = _clean_payload(masked)
+    count += in_payload
 
     metadata: Dict[str, Any] = {}
     notices: List[str] = []
@@ -153,3 +170,42 @@ def prepare(text: Any, raw_metadata: Any, settings: Optional[Settings] = None) -
         metadata["too_long"] = True
         notices.append(TOO_LONG_NOTICE.format(limit=f"{limit:,}".replace(",", ".")))
     return Inbound(text=masked, metadata=metadata, identity=identity, notices=notices)
+
+
+# The widget's own opening message (data-init-payload); harmless anywhere.
+ALWAYS_ALLOWED_PAYLOADS = ("/greet",)
+_PAYLOAD_HEAD_RE = re.compile(r"^\s*/([^{}\s@/]+)(\{.*\})?\s*$", re.DOTALL)
+
+
+def payload_key(text: Any) -> Optional[Tuple[str, str]]:
+    """(intent, canonical entities) of a ``/intent{...}`` payload, or None for plain text."""
+    if not isinstance(text, str):
+        return None
+    match = _PAYLOAD_HEAD_RE.match(text)
+    if not match:
+        return None
+    entities: Any = {}
+    if match.group(2):
+        try:
+            entities = json.loads(match.group(2))
+        except ValueError:
+            return (match.group(1), "\x00" + match.group(2))  # never equal to a button's
+    return (match.group(1), json.dumps(entities, sort_keys=True, ensure_ascii=False))
+
+
+def guard_payload(text: str, offered: Optional[List[str]]) -> str:
+    """The text Rasa may see: a payload only if the current step offered it.
+
+    A payload typed by the leader (or sent by a script) that the bot did not offer is
+    not a command: the leading slash is dropped and NLU reads the rest as text.
+    ``offered`` None means the conversation could not be read: only the always-allowed
+    opening payload passes (fail closed).
+    """
+    key = payload_key(text)
+    if key is None:
+        return text
+    allowed = {payload_key(p) for p in (*ALWAYS_ALLOWED_PAYLOADS, *(offered or []))}
+    if key in allowed:
+        return text
+    logger.warning("En payload, som botten ikke tilbød, blev læst som tekst: /%s", key[0][:40])
+    return text.lstrip()[1:]

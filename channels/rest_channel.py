@@ -32,7 +32,7 @@ from sanic.response import HTTPResponse, ResponseStream
 
 from actions.privacy import contains_cpr
 from actions.settings import Settings, get_settings
-from channels import inbound
+from channels import conversation, inbound
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,9 @@ class AfRestInput(RestInput):
             prepared = inbound.prepare(body.get("message"), body.get("metadata"), settings)
             if prepared.refused:
                 return _reply(sender, prepared.refusal or inbound.REFUSAL_MISSING, 403)
+            if inbound.payload_key(prepared.text) is not None:
+                offered = await conversation.offered_payloads(request.app, sender)
+                prepared.text = inbound.guard_payload(prepared.text, offered)
 
             if request.args.get("stream", "false").lower() == "true":
                 return response.stream(

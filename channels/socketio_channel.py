@@ -51,7 +51,7 @@ from socketio.exceptions import ConnectionRefusedError
 
 from actions.identity import IdentityError, verify_token
 from actions.settings import Settings, get_settings
-from channels import inbound
+from channels import conversation, inbound
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ class AfSocketIOInput(SocketIOInput):
     def __init__(self, *args: Any, settings: Optional[Settings] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._settings = settings
+        self._app: Any = None
         self._sid_email: Dict[str, Optional[str]] = {}
         self._sid_session: Dict[str, str] = {}
         self._session_owner: "OrderedDict[str, Optional[str]]" = OrderedDict()
@@ -144,6 +145,10 @@ class AfSocketIOInput(SocketIOInput):
         sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[], client_manager=client_manager(settings))
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
         self.sio = sio
+
+        @socketio_webhook.listener("before_server_start")
+        async def keep_app(app: Any, _loop: Any) -> None:
+            self._app = app  # its agent's tracker store tells which buttons were offered
 
         @socketio_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -201,6 +206,9 @@ class AfSocketIOInput(SocketIOInput):
             if connected_as and prepared.identity and prepared.identity.email != connected_as:
                 await self._say(sio, sid, inbound.REFUSAL_INVALID)
                 return
+            if inbound.payload_key(prepared.text) is not None:
+                offered = await conversation.offered_payloads(self._app, session_id)
+                prepared.text = inbound.guard_payload(prepared.text, offered)
             for notice in prepared.notices:
                 await sio.emit(self.bot_message_evt, {"text": notice}, room=session_id, namespace=self.namespace)
             message = UserMessage(

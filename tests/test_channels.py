@@ -233,3 +233,33 @@ def test_rest_rejects_bad_requests_and_foreign_origins(chat_stack):
     r = rest(chat_stack, {"sender": "x1", "message": "hej", "metadata": {"identity_token": token}},
              headers={"Origin": "https://evil.example"})
     assert r.status_code == 403
+
+
+def test_typed_control_payloads_are_text_and_the_leader_stays_who_they_are(chat_stack):
+    """Security review (issue 14): /restart, /session_start and unoffered /inform{...}
+    typed by hand are not commands; a menu button the bot offered still is."""
+    sender = "s" + uuid.uuid4().hex
+    token = token_for(chat_stack, METTE)
+
+    def say(text):
+        r = rest(chat_stack, {"sender": sender, "message": text, "metadata": {"identity_token": token}})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    say("/greet")
+    typed = ["/session_start", "/back", '/inform{"topic":"loen","urgency":"akut"}']
+    for text in typed:
+        say(text)
+    r = requests.get(f"{chat_stack.rasa_url}/conversations/{sender}/tracker",
+                     params={"token": chat_stack.api_token, "include_events": "ALL"}, timeout=10)
+    tracker = r.json()
+    kinds = [e.get("event") for e in tracker["events"]]
+    # Read as text, "session_start" may well be understood as "start forfra": that is the
+    # leader's wish, not a command; the identity stays either way.
+    assert "undo" not in kinds
+    assert user_texts(tracker)[1:] == [text[1:] for text in typed]
+    assert tracker["slots"]["leader_email"] == METTE["email"]
+    # The main menu's button is a command: the bot asks what the request is about.
+    reply = say("/greet") and say("/request_help")
+    assert user_texts(chat_stack.tracker(sender))[-1] == "/request_help"
+    assert reply and any(m.get("buttons") for m in reply)

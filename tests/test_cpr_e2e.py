@@ -74,6 +74,7 @@ def _leaks(stack, numbers) -> List[str]:
 
 def _order_with_description(stack, sender: str, token: str, description: str) -> List[Dict[str, Any]]:
     """Walk the 'bestil hjælp' flow by its buttons; answer the free-text question with the description."""
+    stack.send(sender, "/greet", token=token)  # the widget's opening: the main menu
     replies = stack.send(sender, "/request_help", token=token)
     described = False
     for _ in range(10):

@@ -144,7 +144,7 @@ def test_leader_gets_a_person_who_writes_back_then_the_bot_returns(stack, suppor
         leader.wait_for(r"Hej Mette")
         leader.say("hvornår bliver overarbejde udbetalt med lønnen")
         leader.quiet_for(2)
-        leader.say("/human_handoff")
+        leader.say("jeg vil gerne tale med en medarbejder")  # typed: payloads are only buttons
         queued = leader.wait_for(r"i kø")
         assert re.search(r"nummer \d+ i køen", queued["text"]), queued
         eventually(lambda: _paused(stack, leader.session_id), what="samtalen på pause")
@@ -197,7 +197,7 @@ def test_supporter_closes_with_a_case_holding_the_transcript_without_cpr(stack, 
     email = _unique("jonas.nielsen")
     leader = Leader(stack, "Jonas Nielsen", email, "Børnehuset Mælkebøtten")
     try:
-        leader.say("/human_handoff")
+        leader.say("jeg vil gerne tale med en medarbejder")  # typed: payloads are only buttons
         leader.wait_for(r"i kø")
         leader.say("Det gælder barsel for medarbejderen med cpr 010203-1234")
         waiting = supporter.waiting_for("Jonas Nielsen")
@@ -229,7 +229,7 @@ def test_nobody_takes_the_chat_in_time_the_bot_returns_and_a_case_exists(stack, 
     email = _unique("aisha.karimi")
     leader = Leader(stack, "Aisha Karimi", email, "Sundby Skole")
     try:
-        leader.say("/human_handoff")
+        leader.say("jeg vil gerne tale med en medarbejder")  # typed: payloads are only buttons
         queued = leader.wait_for(r"i kø")
         assert "3 minutter" in queued["text"]  # AF_HANDOFF_WAIT_SECONDS default, told honestly
         leader.say("Det handler om budgettet for næste år")
@@ -258,7 +258,7 @@ def test_nobody_on_duty_the_bot_says_so_and_offers_a_case_or_meeting(stack):
     try:
         # No supporter has the console open (every test logs its supporter out).
         HandoffStore(stack.settings.handoff_db_path)  # the store exists
-        leader.say("/human_handoff")
+        leader.say("jeg vil gerne tale med en medarbejder")  # typed: payloads are only buttons
         offer = leader.wait_for(r"ingen medarbejder i chatten", timeout=30)
         payloads = [b["payload"] for b in offer.get("quick_replies") or []]
         assert payloads == ["/request_help", "/book_meeting"]

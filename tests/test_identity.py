@@ -141,3 +141,19 @@ def test_identity_cannot_be_overridden_in_a_conversation(chat_stack):
     assert slots["leader_institution"] == "Valby Skole"
     assert "Hacker" not in json.dumps(reply, ensure_ascii=False)
     assert "Hej Mette" in json.dumps(reply, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("text", [
+    '/inform{"topic": "\\u0030102031234"}',
+    '/inform{"leader_email": "h@evil.dk", "topic": "01020312\\u00334"}',
+    '/inform{"description": ["010203", {"x": "0102031234"}]}',
+])
+def test_a_cpr_number_hidden_in_payload_json_escapes_is_masked(text):
+    """Security review (issue 14): Rasa decodes the payload's JSON, so a number written
+    with \\u escapes must be masked in the decoded value, also after a rewrite."""
+    import json as _json
+
+    prepared = inbound.prepare(text, {"identity_token": issue_token(METTE, settings())}, settings())
+    decoded = _json.loads(prepared.text[prepared.text.index("{"):])
+    assert "0102031234" not in _json.dumps(decoded, ensure_ascii=False)
+    assert prepared.metadata.get("cpr_masked") == 1

@@ -112,6 +112,18 @@ try {
     assert.equal(await page.evaluate(() => window.__afXss), undefined);
   });
 
+  await check("et CPR-nummer i en sjælden form når hverken siden eller sessionStorage", async () => {
+    const before = await page.locator(".afchat-bot").count();
+    // dotted groups, a full-width hyphen and a zero-width space inside (issue 14)
+    await page.getByRole("textbox", { name: "Din besked" }).fill("min ansatte 01.02.03\uff0d12\u200b34 er syg");
+    await page.keyboard.press("Enter");
+    await nextBotMessage(before);
+    assert.match(await userMessages.last().innerText(), /\[CPR-nummer fjernet\]/);
+    const stored = await page.evaluate(() => sessionStorage.getItem("afChat.v1"));
+    assert.ok(!stored.includes("01.02.03"), "datodelen er ikke gemt");
+    assert.doesNotMatch(stored.normalize("NFKC"), /12\u200b?34 er syg/, "løbenummeret er ikke gemt");
+  });
+
   let sessionId;
   await check("genindlæs siden: samtalen fortsætter", async () => {
     sessionId = await page.evaluate(() => JSON.parse(sessionStorage.getItem("afChat.v1")).sessionId);

@@ -40,8 +40,20 @@
   };
   var STORE_KEY = "afChat.v1";
   var MAX_STORED = 200;
-  // Display-side masking of what the leader typed (the server masks for real).
-  var CPR_RE = /\b(0[1-9]|[12]\d|3[01])\s?(0[1-9]|1[0-2])\s?(\d{2})\s?[-\u2010-\u2014\u2212]?\s?(\d{4})\b/g;
+  // Display-side masking of what the leader typed (the server masks for real), so the
+  // raw number never reaches the page or sessionStorage. Wider than the server on purpose:
+  // no date check, any separator, full-width digits and invisible characters included.
+  var INVISIBLE_RE = /[\u00ad\u180e\u200b-\u200f\u2060-\u2064\ufeff]/g;
+  var CPR_SEP = "[\\s._/\\-\\u2010-\\u2014\\u2212]{0,3}";
+  var CPR_RE = new RegExp("(^|[^0-9])(\\d{2})" + CPR_SEP + "(\\d{2})" + CPR_SEP + "(\\d{2})" + CPR_SEP +
+                          "(\\d{4})(?![0-9])", "g");
+  function maskCpr(text) {
+    var plain = String(text).normalize ? String(text).normalize("NFKC").replace(INVISIBLE_RE, "") : String(text);
+    CPR_RE.lastIndex = 0;
+    if (!CPR_RE.test(plain)) return String(text);
+    CPR_RE.lastIndex = 0;
+    return plain.replace(CPR_RE, function (_m, before) { return before + T.masked; });
+  }
 
   var script = document.currentScript;
   var state = loadState();
@@ -239,7 +251,7 @@
     if (!socket || !socket.connected || !state.sessionId) { setStatus(T.notSent); return false; }
     socket.emit("user_uttered", { message: payload, session_id: state.sessionId, customData: customData() });
     if (shown !== null) retireButtons();
-    if (shown !== null) addMessage({ from: "user", text: String(shown).replace(CPR_RE, T.masked) });
+    if (shown !== null) addMessage({ from: "user", text: maskCpr(shown) });
     return true;
   }
 
