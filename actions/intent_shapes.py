@@ -40,6 +40,9 @@ SHAPES: Dict[str, Sequence[str]] = {
         rf"\ber (?:den|sagen|min sag|det) (?:blevet )?(?:behandlet|f{_AE}rdig|godkendt|modtaget|ordnet)\b",
         r"\b(?:min|mit|mine|vores) (?:sag|sager|henvendelse|henvendelser|bestilling|anmodning)\b.{0,60}"
         rf"\b(?:blevet|f{_AE}rdig|behandlet|godkendt|sendt|modtaget)\b",
+        # "er mit teamsmøde blevet bekræftet?": a meeting already asked for
+        rf"\b(?:min|mit|vores) \w*m{_OE}de\b.{{0,40}}\b(?:blevet|bekr{_AE}ftet|aftalt|booket|godkendt)\b",
+        rf"\b(?:har|havde) (?:endnu )?(?:ikke|intet) (?:h{_OE}rt|f{_AA}et svar)\b",
     ),
     "human_handoff": (
         r"\bmenneske\b",
@@ -71,6 +74,9 @@ SHAPES: Dict[str, Sequence[str]] = {
         rf"\bhvad g{_OE}r (?:jeg|vi)\b",
         rf"\bhvordan (?:g{_OE}r|f{_AA}r|melder|registrerer|indberetter|opretter|ans{_AE}tter|afslutter|s{_OE}ger|giver|"
         rf"s{_AE}tter|f{_OE}rer|s{_OE}rger|k{_OE}ber|bestiller|ans{_OE}ger) (?:jeg|vi)\b",
+        # "hvordan får hun pengene igen": the leader asks how it is done, for an employee
+        rf"\bhvordan (?:f{_AA}r|kan|skal) (?:hun|han|de|medarbejderen|den ansatte|personen) "
+        rf"(?:\w+ )?(?:pengene|penge|betalt|refunderet|udbetalt|dem|dækket)\b",
         rf"\bhvordan (?:ans{_OE}ges|s{_OE}ges|meldes|indberettes|registreres)\b",
         r"\bhvor (?:finder|registrerer|indberetter|melder) (?:jeg|vi|man)\b",
     ),
@@ -93,6 +99,9 @@ SHAPES: Dict[str, Sequence[str]] = {
         rf"\b(?:kan|vil|kunne) (?:i|af|nogen|en af jer)(?: \w+){{0,3}}? (?:rette|tjekke|se p{_AA}|kigge|ordne|lave|"
         rf"oprette|flytte|unders{_OE}ge|registrere|udregne|gennemg{_AA}|s{_OE}rge|{_AE}ndre|indberette|overf{_OE}re|"
         rf"betale|bestille|opdatere|slette|beregne|finde ud af|l{_AE}gge|tage sig af|hj{_AE}lpe med at)\b",
+        # "kan I få det rettet", "vil I sørge for at hun bliver efterbetalt"
+        rf"\b(?:kan|vil|kunne) (?:i|af|nogen)(?: \w+){{0,2}}? f{_AA} (?:\w+ ){{0,3}}?(?:rettet|ordnet|lavet|tjekket|"
+        rf"opdateret|{_AE}ndret|udbetalt|efterbetalt|registreret|oprettet|flyttet|overf{_OE}rt)\b",
         r"\blav venligst\b",
         r"\bbede (?:jer|om at i|om,? at i)\b",
         r"\bjeg har brug for,? at i\b",
@@ -124,6 +133,26 @@ def shapes(text: str) -> List[str]:
     return [intent for intent, patterns in _COMPILED.items() if any(p.search(folded) for p in patterns)]
 
 
+def _settle(found: Sequence[str]) -> Optional[str]:
+    chosen = next((shape for shape in OUTRANKS if shape in found), None)
+    if chosen is None:
+        if set(found) == {"find_form", "ask_question"}:
+            chosen = "find_form"
+        elif len(found) == 1:
+            chosen = found[0]
+    return chosen
+
+
+_SENTENCE_RE = re.compile(r"[^.!?\n]+[.!?]*")
+
+
+def _last_question(text: str) -> str:
+    """The last sentence that ends in a question mark, else the last sentence."""
+    sentences = [m.group(0).strip() for m in _SENTENCE_RE.finditer(text or "") if m.group(0).strip()]
+    questions = [s for s in sentences if s.endswith("?")]
+    return (questions or sentences or [""])[-1]
+
+
 def decide(text: str, intent: Optional[str], confidence: float) -> Optional[str]:
     """The intent the sentence shape settles, or None to keep DIET's."""
     if not text or text.lstrip().startswith("/"):
@@ -138,12 +167,11 @@ def decide(text: str, intent: Optional[str], confidence: float) -> Optional[str]
     found = shapes(text)
     if not found:
         return None
-    chosen = next((shape for shape in OUTRANKS if shape in found), None)
-    if chosen is None:
-        if set(found) == {"find_form", "ask_question"}:
-            chosen = "find_form"
-        elif len(found) == 1:
-            chosen = found[0]
+    chosen = _settle(found)
+    if chosen is None and len(found) > 1:
+        # A long story names a form it sent and ends with what it asks for ("... tillægget er
+        # ikke kommet med. Kan I få det rettet?"): the sentence that asks decides.
+        chosen = _settle(shapes(_last_question(text)))
     if chosen is None or (chosen == intent and confidence >= CONFIDENCE):
         return None  # nothing to settle; an unsure DIET that agrees with the shape is made sure
     if intent == "out_of_scope" and chosen not in FROM_OUT_OF_SCOPE:

@@ -125,6 +125,10 @@ class Outcome:
 # ---------------------------------------------------------------------------
 # Reading a message
 # ---------------------------------------------------------------------------
+# Words with which a leader says the topic itself is wrong ("forkert emne", "det handler om ...").
+_RENAMES_TOPIC_RE = re.compile(r"\bemne[t]?\b|\bhandler\b|\bdrejer sig om\b|\bgælder\b|\bgaelder\b", re.IGNORECASE)
+
+
 def has_time_marker(text: str) -> bool:
     return bool(_TIME_MARKER.search(danish_time.normalise(text)))
 
@@ -166,6 +170,7 @@ class Reading:
     cue: bool = False  # "nej", "hellere", "i stedet", ...
     inferred_topic: bool = False  # the topic came from the catalogue, not from the leader's words
     topic_guessed: bool = False  # ... or from the answer given just before
+    topic_by_the_way: bool = False  # a topic word in a turn that corrects something else
 
 
 def read(state: Mapping[str, Any], turn: Turn, ctx: Context) -> Reading:
@@ -219,6 +224,14 @@ def read(state: Mapping[str, Any], turn: Turn, ctx: Context) -> Reading:
     channel = vocabulary.channel(text)
     if channel in ctx.channels:
         reading.values.setdefault(CHANNEL, channel)
+    if TOPIC in reading.values and TOPIC not in entities and requested != TOPIC:
+        # "jo, det haster alligevel. lønnen bliver kørt i morgen": the leader corrects the
+        # urgency and says why; "lønnen" is no new topic. A topic changes in such a turn only
+        # when the leader says so ("forkert emne", "det handler om ...", "ikke løn, ...").
+        others = any(state.get(slot) and reading.values.get(slot) not in (None, state.get(slot))
+                     for slot in (URGENCY, CHANNEL))
+        reading.topic_by_the_way = (others and not _RENAMES_TOPIC_RE.search(text)
+                                    and not vocabulary.negates_a_topic(text))
 
     named_type = vocabulary.request_type(text)
     intent_type = {"request_help": "help", "book_meeting": "meeting"}.get(turn.intent or "")
@@ -457,6 +470,8 @@ def _apply(values: Dict[str, Any], reading: Reading, requested: Optional[str],
             or slot == CHANNEL
             or progress.get("correcting")
         )
+        if slot == TOPIC and current is not None and reading.topic_by_the_way:
+            replace = slot in progress["defaulted"] or slot in progress.get("guessed", ())
         if not replace:
             continue
         values[slot] = value

@@ -37,6 +37,9 @@ _PREFERENCE_AFTER = ("i stedet", "hellere", "istedet")
 
 # How sure a token match is: a whole phrase or word beats an inflection, a typo, a compound part.
 EXACT, INFLECTED, TYPO, COMPOUND = 4, 3, 2, 1
+# A topic named in the sentence that asks for the meeting or help counts this much more.
+REQUEST_SENTENCE_WEIGHT = 3.0
+_SENTENCE_END_RE = re.compile(r"[!?\n]|\.\s")  # "180.000 kr" is one sentence
 
 
 class VocabularyError(ValueError):
@@ -216,11 +219,41 @@ class Vocabulary:
         matches = [m for i, m in enumerate(found) if not _negated(words, m, found[i - 1].end if i else 0)]
         if not matches:
             return None
+        asking = self._request_sentences(text)
         weight: Dict[str, float] = {}
         for match in matches:
-            weight[match.value] = weight.get(match.value, 0.0) + (1.0 if match.strength > COMPOUND else 0.5)
+            value = 1.0 if match.strength > COMPOUND else 0.5
+            if any(start <= match.start < end for start, end in asking):
+                # "... Kan jeg få et møde med en økonomikonsulent?" after a long story about
+                # barsel and vikarer: the sentence that asks says what the request is about.
+                value *= REQUEST_SENTENCE_WEIGHT
+            weight[match.value] = weight.get(match.value, 0.0) + value
         best = max(weight.values())
         return next(m.value for m in matches if weight[m.value] == best)
+
+    def _request_sentences(self, text: str) -> List[Tuple[int, int]]:
+        """Token ranges of the sentences that name the request itself ("møde", "ring", ...),
+        when the text has more than one sentence."""
+        kinds = [m.start for m in self.mentions(text, self.request_types)]
+        if not kinds:
+            return []
+        spans = token_spans(text)
+        ranges: List[Tuple[int, int]] = []
+        first = 0
+        for index in range(1, len(spans)):
+            if _SENTENCE_END_RE.search(text[spans[index - 1][1]:spans[index][0]]):
+                ranges.append((first, index))
+                first = index
+        ranges.append((first, len(spans)))
+        if len(ranges) < 2:
+            return []
+        return [(a, b) for a, b in ranges if any(a <= k < b for k in kinds)]
+
+    def negates_a_topic(self, text: str) -> bool:
+        """A topic is named only to say it is not that one ("ikke løn, ...")."""
+        words = tokens(text)
+        found = self.mentions(text, self.topics)
+        return any(_negated(words, m, found[i - 1].end if i else 0) for i, m in enumerate(found))
 
     def topic_only_in_compounds(self, text: str) -> bool:
         """Every topic word found is only part of a longer word ("personalemøde")."""

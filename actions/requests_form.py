@@ -156,7 +156,27 @@ def previous_answer(tracker: Tracker, profile: Profile) -> Tuple[Optional[str], 
             form = forms_lookup.load_form_catalogue(profile).get(str(event["value"]))
             if form:
                 return form.area, form.title
+    # No answer just before, but the leader's previous message may have named the matter:
+    # "jeg vil tale med en HR-konsulent om sygefravær" -> nobody on duty -> "gerne et fysisk møde".
+    earlier = _before_latest_user(tracker)
+    previous = next((e for e in reversed(earlier) if e.get("event") == "user"), None)
+    finished = any(e.get("event") == "action" and e.get("name") in ("action_submit_request", "action_cancel_request")
+                   for e in earlier[earlier.index(previous):]) if previous is not None else True
+    if previous is not None and not finished:
+        text = str(previous.get("text") or "")
+        if text and not text.startswith("/"):
+            return load_vocabulary(profile).topic(text), None
     return None, None
+
+
+def _before_latest_user(tracker: Tracker) -> List[Dict[str, Any]]:
+    """The events of this session before the leader's latest message."""
+    events = list(tracker.events or [])
+    users = [i for i, e in enumerate(events) if e.get("event") == "user"]
+    if not users:
+        return []
+    start = max((i for i, e in enumerate(events) if e.get("event") == "session_started"), default=-1)
+    return events[start + 1 : users[-1]]
 
 
 def request_state(tracker: Tracker) -> Dict[str, Any]:

@@ -41,9 +41,12 @@ STOPWORDS = frozenset(
     ny nye nyt uge ugen uger naeste dage dagen to tre fire fem hold holde holder holdt arbejde arbejder arbejdet arbejdede
     blanket blanketten blanketter blanketterne skema skemaet skemaer formular formularen link linket
     finde finder findes fandt hjaelp hjaelpe hjaelper bruge bruger brugt brug spoerge spoergsmaal
-    medarbejder medarbejderen medarbejdere medarbejderne ansat ansatte kollega kollegaen
+    medarbejder medarbejderen medarbejdere medarbejderne medarb ansat ansatte kollega kollegaen
+    regel reglen regler reglerne
     """.split()
 )
+# "regler" is generic in rule questions: every rule topic is about rules, and a title like
+# "Regler for barsel" must not win on that word alone.
 # "bruger" is generic in questions ("hvilken blanket bruger jeg");
 # catalogue phrases that need them ("ny ansat") still match through their other words.
 

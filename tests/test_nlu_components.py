@@ -42,6 +42,12 @@ def test_unknown_words_stay_as_they_are_and_restorations_are_all_spellings():
     ("har en medarbejder ret til at få udbetalt ferie", "request_help", "ask_question"),
     ("jeg vil gerne skrive med en af jeres medarbejdere", "request_help", "human_handoff"),
     ("har nogen kigget paa min bestilling fra mandag", "cancel", "case_status"),
+    # shapes added after blind batch B (now development data)
+    ("hun har lagt ud for kage til festen hvordan faar hun pengene igen", "request_help", "find_form"),
+    ("er mit telefonmøde blevet aftalt?", "book_meeting", "case_status"),
+    ("Jeg bestilte en opgørelse i sidste uge og har ikke hørt noget. Hvad sker der?", "request_help", "case_status"),
+    ("Jeg sendte blanketten ind i august, men tillægget er ikke kommet med på lønsedlen. "
+     "Kan I få det rettet?", "find_form", "request_help"),
 ])
 def test_a_sentence_shape_settles_what_diet_confused(text, diet, expected):
     assert decide(text, diet, 0.7) == expected

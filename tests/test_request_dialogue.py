@@ -349,3 +349,34 @@ def test_bad_input_never_crashes_any_step(garbage, at):
     outcome = rd.interpret(state, rd.Turn(garbage, "inform", activation=at is None), context())
     assert outcome.reject or outcome.cancel or outcome.ask is None or isinstance(outcome.ask, str)
     assert len(outcome.updates.get("description") or "") <= rd.MAX_DESCRIPTION_CHARS
+
+
+# Found on blind batch B (which then became development data; tests/eval/README.md).
+def test_correcting_the_urgency_with_a_reason_keeps_the_topic():
+    leader = Leader("request_help").play(
+        ["Kan I rette vagterne i tidsregistreringen for to pædagoger i uge 46? Det haster ikke"])
+    assert leader.state["topic"] == "arbejdstid" and leader.asked[-1] == "request_confirmed"
+    leader.says("jo, det haster alligevel. lønnen bliver kørt i morgen, så det skal ordnes i dag")
+    assert leader.state["urgency"] == "akut"
+    assert leader.state["topic"] == "arbejdstid"
+
+
+def test_a_topic_named_as_a_correction_still_changes_in_the_same_turn_as_the_urgency():
+    leader = Leader().play(["Jeg vil gerne have et Teams-møde om løn, det haster ikke"])
+    leader.says("nej, det handler om arbejdstid, og det haster alligevel")
+    assert leader.state["topic"] == "arbejdstid" and leader.state["urgency"] == "akut"
+
+
+def test_a_long_story_takes_the_topic_from_the_sentence_that_asks():
+    story = ("Vi har haft to pædagoger på barsel og en medhjælper sygemeldt, så vi har brugt mange "
+             "penge på vikarer. Budgettet viser et underskud. Kan jeg få et møde med en "
+             "økonomikonsulent, så vi kan kigge på det sammen?")
+    leader = Leader().play([story])
+    assert leader.state["topic"] == "oekonomi"
+
+
+def test_haster_alligevel_lidt_is_soon_not_urgent():
+    leader = Leader().play(["fysisk møde om personale", "det haster ikke"])
+    assert leader.state["urgency"] == "ingen_hast"
+    leader.says("undskyld, det haster alligevel lidt, gerne inden for de næste par dage")
+    assert leader.state["urgency"] == "snart"

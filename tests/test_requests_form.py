@@ -409,3 +409,26 @@ def test_where_a_login_is_required_a_typed_email_files_no_case_and_is_never_aske
         assert rf.build_context(tracker, PROFILE).identity_known is True
     finally:
         get_settings.cache_clear()
+
+
+def test_the_matter_named_in_the_message_before_the_request_is_its_topic():
+    """Blind batch B: 'tale med en HR-konsulent om sygefravær' -> nobody on duty -> 'gerne et
+    fysisk møde her hos os': the meeting is about personale, not 'andet'."""
+    before = [
+        {"event": "user", "text": "Jeg vil gerne tale med en HR-konsulent om en medarbejder med meget sygefravær",
+         "parse_data": {"intent": {"name": "human_handoff"}}},
+        {"event": "action", "name": "action_human_handoff"},
+        {"event": "bot", "text": "Der er desværre ingen medarbejder i chatten lige nu."},
+    ]
+    events, _ = validate("gerne et fysisk møde her hos os i institutionen", intent="book_meeting", before=before)
+    assert slots_of(events).get("topic") == "personale"
+
+
+def test_a_finished_request_lends_its_topic_to_no_new_one():
+    before = [
+        {"event": "user", "text": "teamsmøde om løn, det haster", "parse_data": {"intent": {"name": "book_meeting"}}},
+        {"event": "action", "name": "action_submit_request"},
+        {"event": "bot", "text": "Din sag er oprettet"},
+    ]
+    events, _ = validate("jeg vil gerne booke et fysisk møde", intent="book_meeting", before=before)
+    assert slots_of(events).get("topic") is None
