@@ -78,6 +78,8 @@ SHAPES: Dict[str, Sequence[str]] = {
         rf"\bhvordan (?:f{_AA}r|kan|skal) (?:hun|han|de|medarbejderen|den ansatte|personen) "
         rf"(?:\w+ )?(?:pengene|penge|betalt|refunderet|udbetalt|dem|dækket)\b",
         rf"\bhvordan (?:ans{_OE}ges|s{_OE}ges|meldes|indberettes|registreres)\b",
+        rf"\bhvordan f{_AA}r (?:man|en|et|min|mit|vores)\b",  # "hvordan får en ny forhandler lagt ind"
+        r"\bhvordan\W*$",  # "hun skal ha mere i løn fra 1. april, hvordan"
         r"\bhvor (?:finder|registrerer|indberetter|melder) (?:jeg|vi|man)\b",
     ),
     "ask_question": (
@@ -89,6 +91,9 @@ SHAPES: Dict[str, Sequence[str]] = {
         r"\bhvad siger reglerne\b",
         r"\breglerne? (?:for|om)\b",
         rf"\bhvorn{_AA}r (?:skal|bliver|udbetales|kommer l{_OE}nnen|er der l{_OE}n|er l{_OE}ndag)\b",
+        # "kan hun få kilometerpenge", "skal hun have noget udbetalt": what an employee is owed
+        rf"\b(?:kan|skal) (?:hun|han|de|medarbejderen) (?:f{_AA}|have|ha) (?:noget |nogen |et |en )?\w*"
+        rf"(?:penge|udbetalt|godtg{_OE}relse|till{_AE}g|refusion|betaling)\b",
         r"\bkan man\b",
         rf"\bg{_AE}lder (?:det|reglerne)\b",
         r"\bfristen\b",

@@ -48,6 +48,8 @@ def test_unknown_words_stay_as_they_are_and_restorations_are_all_spellings():
     ("Jeg bestilte en opgørelse i sidste uge og har ikke hørt noget. Hvad sker der?", "request_help", "case_status"),
     ("Jeg sendte blanketten ind i august, men tillægget er ikke kommet med på lønsedlen. "
      "Kan I få det rettet?", "find_form", "request_help"),
+    ("hun skal ha mere i løn fra 1. april, hvordan", "request_help", "find_form"),
+    ("en af mine har kørt i egen bil hele foråret, kan hun få kilometerpenge", "request_help", "ask_question"),
 ])
 def test_a_sentence_shape_settles_what_diet_confused(text, diet, expected):
     assert decide(text, diet, 0.7) == expected
