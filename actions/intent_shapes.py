@@ -65,6 +65,8 @@ SHAPES: Dict[str, Sequence[str]] = {
         r"\ben tid hos\b",
         r"\bet call\b",
         r"\b(?:en snak|snakke|tale) med en \w*konsulent\b",
+        r"\bkom(?:me|mer)? (?:ind|over) (?:til|hos) (?:jer|af)\b",  # "kan man komme ind til jer"
+        r"\b(?:et|en|lave et|holde et) (?:meeting|call)\b",
     ),
     "find_form": (
         r"\bblanket",
@@ -131,6 +133,11 @@ FROM_OUT_OF_SCOPE = frozenset({"case_status", "human_handoff", "book_meeting", "
 CONFIDENCE = 0.9  # the intent a shape decides is sure enough that no fallback undoes it
 
 _COMPILED = {intent: [re.compile(p) for p in patterns] for intent, patterns in SHAPES.items()}
+# A whole message that only says "send it": DIET has read "send den" as cancel (its examples
+# hold "send den ikke"). Rasa's cancel rule would drop the request the leader just confirmed.
+_ONLY_SEND = re.compile(r"^\W*(?:ja\W*)?(?:tak\W*)?(?:send|opret)(?: (?:den|det|sagen|bestillingen))?"
+                        r"(?: bare| gerne| nu| afsted| af sted)?\W*$")
+OVERRULED_BY_SEND = frozenset({"cancel", "deny", "nlu_fallback"})
 
 
 def shapes(text: str) -> List[str]:
@@ -138,14 +145,24 @@ def shapes(text: str) -> List[str]:
     return [intent for intent, patterns in _COMPILED.items() if any(p.search(folded) for p in patterns)]
 
 
-def _settle(found: Sequence[str]) -> Optional[str]:
+def _settle(found: Sequence[str], text: str = "") -> Optional[str]:
     chosen = next((shape for shape in OUTRANKS if shape in found), None)
     if chosen is None:
         if set(found) == {"find_form", "ask_question"}:
             chosen = "find_form"
         elif len(found) == 1:
             chosen = found[0]
+        elif set(found) == {"find_form", "request_help"} and text:
+            # "kan i faa udbetalt merarbejde ..., selvom jeg sendte blanketten": the order comes
+            # first, the form is the story; "hvilken blanket ..., eller kan I ..." the other way.
+            chosen = min(found, key=lambda shape: _first_match(shape, text))
     return chosen
+
+
+def _first_match(intent: str, text: str) -> int:
+    folded = " ".join(fold(text or "").split())
+    starts = [m.start() for p in _COMPILED[intent] for m in [p.search(folded)] if m]
+    return min(starts) if starts else len(folded)
 
 
 _SENTENCE_RE = re.compile(r"[^.!?\n]+[.!?]*")
@@ -162,6 +179,8 @@ def decide(text: str, intent: Optional[str], confidence: float) -> Optional[str]
     """The intent the sentence shape settles, or None to keep DIET's."""
     if not text or text.lstrip().startswith("/"):
         return None
+    if intent in OVERRULED_BY_SEND and _ONLY_SEND.match(" ".join(fold(text).split())):
+        return "affirm"
     long_message = len(text.split()) >= LONG_MESSAGE_WORDS
     if intent in NEVER_OVERRULED or (
         intent not in CONFUSABLE
@@ -175,8 +194,10 @@ def decide(text: str, intent: Optional[str], confidence: float) -> Optional[str]
     chosen = _settle(found)
     if chosen is None and len(found) > 1:
         # A long story names a form it sent and ends with what it asks for ("... tillægget er
-        # ikke kommet med. Kan I få det rettet?"): the sentence that asks decides.
-        chosen = _settle(shapes(_last_question(text)))
+        # ikke kommet med. Kan I få det rettet?"): the sentence that asks decides; within one
+        # sentence, what comes first.
+        question = _last_question(text)
+        chosen = _settle(shapes(question), question) or _settle(found, text)
     if chosen is None or (chosen == intent and confidence >= CONFIDENCE):
         return None  # nothing to settle; an unsure DIET that agrees with the shape is made sure
     if intent == "out_of_scope" and chosen not in FROM_OUT_OF_SCOPE:

@@ -171,6 +171,7 @@ class Reading:
     inferred_topic: bool = False  # the topic came from the catalogue, not from the leader's words
     topic_guessed: bool = False  # ... or from the answer given just before
     topic_by_the_way: bool = False  # a topic word in a turn that corrects something else
+    type_from_channel: bool = False  # a help order became a meeting: the leader named a channel
 
 
 def read(state: Mapping[str, Any], turn: Turn, ctx: Context) -> Reading:
@@ -246,6 +247,10 @@ def read(state: Mapping[str, Any], turn: Turn, ctx: Context) -> Reading:
             reading.values[TYPE_SLOT] = value
     elif named_type and named_type != state.get(TYPE_SLOT) and reading.cue:
         reading.values[TYPE_SLOT] = named_type  # "jeg vil hellere have et møde"
+    elif state.get(TYPE_SLOT) == "help" and CHANNEL in reading.values and CHANNEL not in entities:
+        # "teams call er fint" in an order for help: the leader wants to meet, and says how.
+        reading.values[TYPE_SLOT] = "meeting"
+        reading.type_from_channel = True
 
     if requested == TIME:
         if vocabulary.is_only("no_time_wish", text):
@@ -468,6 +473,7 @@ def _apply(values: Dict[str, Any], reading: Reading, requested: Optional[str],
             or slot in progress["defaulted"]
             or slot in progress.get("guessed", ())
             or slot == CHANNEL
+            or (slot == TYPE_SLOT and reading.type_from_channel)
             or progress.get("correcting")
         )
         if slot == TOPIC and current is not None and reading.topic_by_the_way:

@@ -37,6 +37,8 @@ _PREFERENCE_AFTER = ("i stedet", "hellere", "istedet")
 
 # How sure a token match is: a whole phrase or word beats an inflection, a typo, a compound part.
 EXACT, INFLECTED, TYPO, COMPOUND = 4, 3, 2, 1
+# Urgent words that say only that it matters, not how soon (a named time frame wins over them).
+BARE_HASTE = frozenset({"haster", "det haster alligevel", "hastende", "hastesag"})
 # A topic named in the sentence that asks for the meeting or help counts this much more.
 REQUEST_SENTENCE_WEIGHT = 3.0
 _SENTENCE_END_RE = re.compile(r"[!?\n]|\.\s")  # "180.000 kr" is one sentence
@@ -276,9 +278,24 @@ class Vocabulary:
         """How urgent; short answers ("lige meget", "i morgen", "ja") count only as the whole
         answer to the urgency question."""
         value = self.choose(text, self.urgency)
+        if value is None:
+            value = self._time_frame_over_bare_haste(text)
         if value is None and asked and self._only(self.urgency_when_asked, text):
             value = self.choose(text, self.urgency_when_asked)
         return value
+
+    def _time_frame_over_bare_haste(self, text: str) -> Optional[str]:
+        """"det haster alligevel ... gerne inden for et par dage": the bare "haster" says only
+        that it matters; the time frame says how soon. Only for akut against one other level."""
+        words = tokens(text)
+        found = self.mentions(text, self.urgency)
+        matches = [m for i, m in enumerate(found) if not _negated(words, m, found[i - 1].end if i else 0)]
+        levels = {m.value for m in matches}
+        if "akut" not in levels or len(levels) != 2:
+            return None
+        if all(m.phrase in BARE_HASTE for m in matches if m.value == "akut"):
+            return next(level for level in levels if level != "akut")
+        return None
 
     def request_type(self, text: str) -> Optional[str]:
         return self.choose(text, self.request_types)

@@ -380,3 +380,28 @@ def test_haster_alligevel_lidt_is_soon_not_urgent():
     assert leader.state["urgency"] == "ingen_hast"
     leader.says("undskyld, det haster alligevel lidt, gerne inden for de næste par dage")
     assert leader.state["urgency"] == "snart"
+
+
+# Found on blind batch C's conversations (which then became development data).
+def test_a_channel_named_in_an_order_for_help_makes_it_a_meeting():
+    leader = Leader("request_help").play(["flere af mine medarb forstår ikke deres lønseddel, kan I hjælpe"])
+    assert leader.state["request_type"] == "help"
+    leader.says("teams call er fint")
+    assert leader.state["request_type"] == "meeting" and leader.state["meeting_channel"] == "teams"
+
+
+def test_a_time_frame_beats_a_bare_haster():
+    leader = Leader().play(["teams moede med hr om ferieplanlaegning haster ikke"])
+    leader.says("hov det haster alligevel, saa gerne inden for et par dage")
+    assert leader.state["urgency"] == "snart"
+
+
+@pytest.mark.parametrize("text, urgency", [
+    ("det er ikke noget der brænder på", "ingen_hast"),
+    ("gerne inden for de næste to arbejdsdage", "snart"),
+    ("det haster, helst i dag", "akut"),
+])
+def test_urgency_in_leaders_words(text, urgency):
+    leader = Leader().play(["fysisk møde om løn"])
+    leader.says(text)
+    assert leader.state["urgency"] == urgency
