@@ -172,6 +172,7 @@ class Reading:
     topic_guessed: bool = False  # ... or from the answer given just before
     topic_by_the_way: bool = False  # a topic word in a turn that corrects something else
     type_from_channel: bool = False  # a help order became a meeting: the leader named a channel
+    topic_stated: bool = False  # a short message that names the topic ("det er arbejdstid")
 
 
 def read(state: Mapping[str, Any], turn: Turn, ctx: Context) -> Reading:
@@ -225,6 +226,12 @@ def read(state: Mapping[str, Any], turn: Turn, ctx: Context) -> Reading:
     channel = vocabulary.channel(text)
     if channel in ctx.channels:
         reading.values.setdefault(CHANNEL, channel)
+    if (topic and not reading.topic_guessed and TOPIC not in entities and len(content_words(text, vocabulary)) <= 3
+            and not vocabulary.is_only("no_preference", text) and not looks_like_question(text)):
+        # "det er arbejdstid", "oekonomi, og gerne snart": a short message that names the topic
+        # says what the request is about, whatever was asked -- it replaces a guess or a word
+        # read in passing in the first message.
+        reading.topic_stated = True
     if TOPIC in reading.values and TOPIC not in entities and requested != TOPIC:
         # "jo, det haster alligevel. lønnen bliver kørt i morgen": the leader corrects the
         # urgency and says why; "lønnen" is no new topic. A topic changes in such a turn only
@@ -462,7 +469,7 @@ def _apply(values: Dict[str, Any], reading: Reading, requested: Optional[str],
     for slot, value in reading.values.items():
         current = values.get(slot)
         if current == value:
-            if slot == requested:
+            if slot == requested or (slot == TOPIC and reading.topic_stated and not at_summary):
                 changed.append(slot)  # the same answer again still answers the question
             continue
         replace = (
@@ -474,6 +481,7 @@ def _apply(values: Dict[str, Any], reading: Reading, requested: Optional[str],
             or slot in progress.get("guessed", ())
             or slot == CHANNEL
             or (slot == TYPE_SLOT and reading.type_from_channel)
+            or (slot == TOPIC and reading.topic_stated and not reading.topic_by_the_way)
             or progress.get("correcting")
         )
         if slot == TOPIC and current is not None and reading.topic_by_the_way:

@@ -386,7 +386,7 @@ def parse_vocabulary(data: object, topics: Iterable[str], urgencies: Iterable[st
             if not isinstance(phrases, list) or not phrases:
                 raise VocabularyError(f"{source}: '{name}: {value}' skal være en liste af ord")
             for phrase in phrases:
-                if not isinstance(phrase, (str, int)) or not tokens(str(phrase)):
+                if isinstance(phrase, bool) or not isinstance(phrase, (str, int)) or not tokens(str(phrase)):
                     raise VocabularyError(f"{source}: '{name}: {value}' har et tomt ord")
                 key = " ".join(loose(t) for t in tokens(str(phrase)))
                 if key in seen and seen[key] != value:
@@ -400,6 +400,12 @@ def parse_vocabulary(data: object, topics: Iterable[str], urgencies: Iterable[st
         items = data.get(name)
         if not isinstance(items, list) or not items:
             raise VocabularyError(f"{source}: listen '{name}' mangler")
+        for item in items:
+            if isinstance(item, bool):
+                # YAML reads yes/no/on/off without quotes as true/false
+                raise VocabularyError(
+                    f"{source}: listen '{name}' har et ord, YAML læser som {'ja' if item else 'nej'}-værdi. "
+                    "Sæt anførselstegn om ord som yes, no, on og off, fx - \"yes\"")
         phrases[name] = PhraseTable({name: [str(i) for i in items]}, compounds=False)
     return Vocabulary(
         topics=tables["topics"], channels=tables["channels"], urgency=tables["urgency"],

@@ -405,3 +405,15 @@ def test_urgency_in_leaders_words(text, urgency):
     leader = Leader().play(["fysisk møde om løn"])
     leader.says(text)
     assert leader.state["urgency"] == urgency
+
+
+@pytest.mark.parametrize("first, answer, topic", [
+    ("kan i rette en registrering for en medhjaelper, hun staar som syg d 12", "det er arbejdstid", "arbejdstid"),
+    ("vi skal betale en musiker, kan i oprette ham som leverandoer", "oekonomi, og gerne snart", "oekonomi"),
+    ("Vi har fået en forkert levering, kan I hjælpe med at få en kreditnota?", "det er indkøb", "indkoeb"),
+])
+def test_a_short_message_naming_the_topic_replaces_the_one_read_from_the_first(first, answer, topic):
+    leader = Leader("request_help").play([first])
+    leader.says(answer)
+    assert leader.state["topic"] == topic
+    assert "utter_request_not_understood" not in leader.said

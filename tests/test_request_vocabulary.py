@@ -74,3 +74,13 @@ def test_whole_answers():
     assert not BUF.says("cancel", "hun er stoppet")  # "stop" is not read inside "stoppet"
     assert BUF.asks_for_a_call("kan en konsulent ringe mig op")
     assert not BUF.asks_for_a_call("en oversigt til vores MED-møde")
+
+
+def test_an_unquoted_yes_is_refused_with_a_danish_hint_and_the_quoted_one_confirms():
+    """YAML reads `- yes` as true: 'yes det er korrekt' then confirmed nothing (blind batch C)."""
+    text = (ROOT / "profiles" / "buf" / "vocabulary.yml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text.replace('- "yes"', "- yes"))
+    with pytest.raises(VocabularyError, match="anførselstegn"):
+        parse_vocabulary(data, ["loen", "personale", "indkoeb", "oekonomi", "arbejdstid", "andet"],
+                         ["akut", "snart", "ingen_hast"], "vocabulary.yml")
+    assert BUF.is_only("confirm", "yes det er korrekt")
