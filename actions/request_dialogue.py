@@ -226,7 +226,7 @@ def read(state: Mapping[str, Any], turn: Turn, ctx: Context) -> Reading:
     channel = vocabulary.channel(text)
     if channel in ctx.channels:
         reading.values.setdefault(CHANNEL, channel)
-    if (topic and not reading.topic_guessed and TOPIC not in entities and len(content_words(text, vocabulary)) <= 3
+    if (topic and not reading.topic_guessed and TOPIC not in entities and len(content_words(text, vocabulary)) <= 1
             and not vocabulary.is_only("no_preference", text) and not looks_like_question(text)):
         # "det er arbejdstid", "oekonomi, og gerne snart": a short message that names the topic
         # says what the request is about, whatever was asked -- it replaces a guess or a word

@@ -417,3 +417,9 @@ def test_a_short_message_naming_the_topic_replaces_the_one_read_from_the_first(f
     leader.says(answer)
     assert leader.state["topic"] == topic
     assert "utter_request_not_understood" not in leader.said
+
+
+def test_a_longer_message_with_a_topic_word_in_passing_keeps_the_topic():
+    leader = Leader("request_help").play(["bestil hjælp", "økonomi"])
+    leader.says("vi skal have flyttet 40.000 fra vikarkontoen over til inventar")
+    assert leader.state["topic"] == "oekonomi"
