@@ -1,16 +1,18 @@
-"""Leaders' own words, against the running stack: the frozen blind batch B (tests/eval/).
+"""Leaders' own words, against the running stack: the frozen blind batches (tests/eval/).
 
-Every single message and every multi-turn conversation of the batch goes through the REST
-channel as a verified demo leader (its own e-mail, so its cases can be found), and the cases are
-checked in the ServiceNow emulator (scripts/eval_leaders.py). The gates sit just under what was
-measured when the batch was first run (docs/nlu.md): a change that makes the assistant
-understand leaders worse fails here.
+The single messages of batch C and the multi-turn conversations of batch D go through the REST
+channel as verified demo leaders (each its own e-mail, so its cases can be found), and the cases
+are checked in the ServiceNow emulator (scripts/eval_leaders.py). C's conversations and all of
+A and B have been read to fix the assistant (development data); C's messages and D have not.
+The gates sit just under what was measured on their first run (docs/nlu.md): a change that makes
+the assistant understand leaders worse fails here.
 
-Only the figures are printed; the failures are written to results/leader-eval-blind-b.json.
-Reading them turns batch B into development data (tests/eval/README.md).
+Only the figures are printed; the failures are written to results/leader-eval-*.json.
+Reading them turns the batch into development data (tests/eval/README.md).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -23,28 +25,24 @@ from scripts import eval_leaders
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT / "tests" / "eval"
-BATCH = EVAL / "blind-b.yml"
+MESSAGES = EVAL / "blind-c.yml"  # its messages only
+CONVERSATIONS = EVAL / "blind-d.yml"
 
-# Measured on the batch's first run, 2 December 2026 (docs/nlu.md); the gate is a little lower,
-# so that one or two borderline items moving do not fail the suite.
-GATES = {
-    "conversations": 0.85,
-    "messages": 0.85,
+# First blind runs, 3 December 2026 (docs/nlu.md): C's messages 92.7 %, first form answer 91.2 %,
+# rule page 90.0 %, request_help 95 %, book_meeting 100 %, case_status 96 %; D's conversations
+# 91.3 %. The gates are a little lower, so that one or two borderline items do not fail the suite.
+MESSAGE_GATES = {
+    "messages": 0.90,
     "form_first": 0.88,
-    "faq_first": 0.80,
+    "faq_first": 0.86,
 }
-INTENT_GATE = 0.80  # request_help, book_meeting, case_status each
+CONVERSATION_GATE = 0.88
+INTENT_GATE = 0.90  # request_help, book_meeting, case_status each
 
 
-def test_the_batch_is_the_frozen_one():
-    frozen = dict(line.split()[::-1] for line in (EVAL / "FROZEN.sha256").read_text().splitlines() if line.strip())
-    assert hashlib.sha256(BATCH.read_bytes()).hexdigest() == frozen[BATCH.name]
-
-
-@pytest.fixture(scope="module")
-def result(stack):
+def _target(stack) -> eval_leaders.Target:
     settings = stack.settings
-    target = eval_leaders.Target(
+    return eval_leaders.Target(
         rasa_url=stack.rasa_url,
         emulator_url=stack.emulator_url,
         api_token=stack.api_token,
@@ -52,24 +50,49 @@ def result(stack):
                                                   settings),
         emulator_auth=(DEV_SERVICENOW_USERNAME, DEV_SERVICENOW_PASSWORD),
     )
-    outcome = eval_leaders.run(target, eval_leaders.load_eval_set(BATCH), workers=3)
-    out = ROOT / "results" / "leader-eval-blind-b.json"
+
+
+def _run(stack, eval_set: eval_leaders.EvalSet, out_name: str):
+    outcome = eval_leaders.run(_target(stack), eval_set, workers=3)
+    out = ROOT / "results" / out_name
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(outcome, ensure_ascii=False, indent=1), encoding="utf-8")
     print("\n" + eval_leaders.table(outcome))
     return outcome
 
 
-@pytest.mark.parametrize("part", sorted(GATES))
-def test_blind_batch_b_meets_its_gate(result, part):
-    figure = result["summary"][part]
-    assert figure["rate"] >= GATES[part], f"{part}: {figure} (gate {GATES[part]})"
+@pytest.fixture(scope="module")
+def messages_result(stack):
+    batch = eval_leaders.load_eval_set(MESSAGES)
+    return _run(stack, dataclasses.replace(batch, conversations=[]), "leader-eval-blind-c-messages.json")
+
+
+@pytest.fixture(scope="module")
+def result(stack):
+    return _run(stack, eval_leaders.load_eval_set(CONVERSATIONS), "leader-eval-blind-d.json")
+
+
+@pytest.mark.parametrize("batch", [MESSAGES, CONVERSATIONS], ids=lambda p: p.name)
+def test_the_batches_are_the_frozen_ones(batch):
+    frozen = dict(line.split()[::-1] for line in (EVAL / "FROZEN.sha256").read_text().splitlines() if line.strip())
+    assert hashlib.sha256(batch.read_bytes()).hexdigest() == frozen[batch.name]
+
+
+@pytest.mark.parametrize("part", sorted(MESSAGE_GATES))
+def test_blind_messages_meet_their_gate(messages_result, part):
+    figure = messages_result["summary"][part]
+    assert figure["rate"] >= MESSAGE_GATES[part], f"{part}: {figure} (gate {MESSAGE_GATES[part]})"
 
 
 @pytest.mark.parametrize("intent", ["request_help", "book_meeting", "case_status"])
-def test_help_meeting_and_status_are_recognised(result, intent):
-    figure = result["summary"]["intents"][intent]
+def test_help_meeting_and_status_are_recognised(messages_result, intent):
+    figure = messages_result["summary"]["intents"][intent]
     assert figure["rate"] >= INTENT_GATE, f"{intent}: {figure} (gate {INTENT_GATE})"
+
+
+def test_blind_conversations_meet_their_gate(result):
+    figure = result["summary"]["conversations"]
+    assert figure["rate"] >= CONVERSATION_GATE, f"conversations: {figure} (gate {CONVERSATION_GATE})"
 
 
 def test_every_case_conversation_created_exactly_one_case(result):
