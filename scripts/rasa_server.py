@@ -18,7 +18,11 @@ def main(model_path: str, endpoints_path: str) -> None:
         # Without a token Rasa would serve its HTTP API (trackers, events) to anyone.
         sys.exit("FEJL: RASA_API_TOKEN er ikke sat. Rasa-serveren starter ikke med et åbent HTTP-API.")
     import logging
+    import os
 
+    # No calls home from a closed network, however this server was started (run.py, the scaled
+    # replicas, a container): Rasa reads this before its telemetry starts.
+    os.environ["RASA_TELEMETRY_ENABLED"] = "false"
     import rasa.api
 
     from actions.privacy import route_structlog_through_logging

@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD"
+export RASA_TELEMETRY_ENABLED=false  # validate, test and train: no calls home
 PY=.venv/bin/python
 RASA=.venv/bin/rasa
 model=$($PY scripts/model.py ensure)

@@ -80,3 +80,15 @@ def test_haproxy_accepts_its_config():
     result = subprocess.run(["haproxy", "-c", "-f", str(ROOT / "deploy" / "haproxy.cfg")],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_way_rasa_is_started_has_telemetry_off():
+    """Issue 15: a municipal deployment sits on a closed network; Rasa must not try to call home -
+    not in make, the test script, the server (however it is started), the image or the Helm chart."""
+    assert "export RASA_TELEMETRY_ENABLED := false" in (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "export RASA_TELEMETRY_ENABLED=false" in (ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
+    assert 'os.environ["RASA_TELEMETRY_ENABLED"] = "false"' in (ROOT / "scripts" / "rasa_server.py").read_text(
+        encoding="utf-8")
+    assert "RASA_TELEMETRY_ENABLED=false" in (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    helm = yaml.safe_load((ROOT / "deploy" / "helm" / "rasa-values.yaml").read_text(encoding="utf-8"))
+    assert {"name": "RASA_TELEMETRY_ENABLED", "value": "false"} in helm["extraEnv"]
