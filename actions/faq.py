@@ -180,13 +180,15 @@ def plan_faq_reply(text: str, chosen_id: Optional[str], profile: Profile) -> Dic
     if not text or forms_lookup.is_payload(text):
         return {"kind": "prompt", "messages": [{"text": PROMPT}]}
     decision = catalogue.search(text)
-    if decision.kind == "sure":
+    form_decision = forms_lookup.search_forms(text, profile)
+    if decision.kind == "sure" and not _form_outweighs(form_decision, decision):
         return _answer(catalogue.get(decision.hits[0].id), profile)
     # Not one clear rule topic. If it is clearly about a form, that form is part of the answer.
-    form_decision = forms_lookup.search_forms(text, profile)
     form = None
     if form_decision.kind == "sure":
         form = forms_lookup.load_form_catalogue(profile).get(form_decision.hits[0].id)
+    if form and decision.kind == "sure":  # the words name a form far more than the rule topic
+        return {"kind": "form", "form_id": form.id, "messages": [{"text": forms_lookup.form_reply(form)}]}
     if decision.kind == "unsure":
         buttons = [
             {"title": catalogue.get(h.id).title, "payload": payload("ask_question", faq_id=h.id)}
@@ -210,6 +212,17 @@ def plan_faq_reply(text: str, chosen_id: Optional[str], profile: Profile) -> Dic
             "buttons": help_buttons(profile, None),
         }],
     }
+
+
+# "kan jeg give min TR et tillæg for ekstra opgaver" is asked like a rule question, but its words
+# name the form for a pay change (score 12.5) far more than any rule topic (1.4): the form answers.
+FORM_OUTWEIGHS = 3.0
+
+
+def _form_outweighs(form_decision: Decision, faq_decision: Decision) -> bool:
+    if form_decision.kind != "sure" or faq_decision.kind != "sure":
+        return False
+    return form_decision.hits[0].score >= FORM_OUTWEIGHS * faq_decision.hits[0].score
 
 
 # Like forms_lookup.HINT_MIN_SCORE, for rule topics: at 4.5 the hint fires for none of the

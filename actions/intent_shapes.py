@@ -82,7 +82,7 @@ SHAPES: Dict[str, Sequence[str]] = {
         rf"\bhvordan (?:ans{_OE}ges|s{_OE}ges|meldes|indberettes|registreres)\b",
         rf"\bhvordan f{_AA}r (?:man|en|et|min|mit|vores)\b",  # "hvordan får en ny forhandler lagt ind"
         r"\bhvordan\W*$",  # "hun skal ha mere i løn fra 1. april, hvordan"
-        r"\bhvor (?:finder|registrerer|indberetter|melder) (?:jeg|vi|man)\b",
+        r"\bhvor (?:finder|registrerer|indberetter|melder|laver|opretter|bestiller|sender|s(?:oe|o)ger) (?:jeg|vi|man)\b",
     ),
     "ask_question": (
         rf"^\W*(?:m{_AA}|kan) (?:jeg|man|vi|en leder) (?:godt )?(?:bede|kr{_AE}ve|give|sende|flytte|n{_OE}gte|"
@@ -138,6 +138,11 @@ _COMPILED = {intent: [re.compile(p) for p in patterns] for intent, patterns in S
 _ONLY_SEND = re.compile(r"^\W*(?:ja\W*)?(?:tak\W*)?(?:send|opret)(?: (?:den|det|sagen|bestillingen))?"
                         r"(?: bare| gerne| nu| afsted| af sted)?\W*$")
 OVERRULED_BY_SEND = frozenset({"cancel", "deny", "nlu_fallback"})
+# An unsure "glem det" read into a long message that names no shape ("min pædagog vil gerne prøve
+# noget andet i et år ...") would drop whatever the leader is ordering: better not understood
+# (the fallback tries the catalogue and offers help) than cancelled.
+NOT_CANCELLED_WHEN_UNSURE = frozenset({"cancel", "deny"})
+LONG_FOR_CANCEL_WORDS = 8
 
 
 def shapes(text: str) -> List[str]:
@@ -190,6 +195,9 @@ def decide(text: str, intent: Optional[str], confidence: float) -> Optional[str]
         return None
     found = shapes(text)
     if not found:
+        if (intent in NOT_CANCELLED_WHEN_UNSURE and confidence < UNSURE
+                and len(text.split()) >= LONG_FOR_CANCEL_WORDS):
+            return "nlu_fallback"
         return None
     chosen = _settle(found)
     if chosen is None and len(found) > 1:

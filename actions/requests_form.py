@@ -72,18 +72,16 @@ def infer_topic(text: str, profile: Profile) -> Optional[str]:
         return None
     from actions import faq, forms_lookup  # the catalogues, read once per change
 
-    form_catalogue = forms_lookup.load_form_catalogue(profile)
-    decision = form_catalogue.search(text)
-    if decision.kind == "sure" and decision.hits[0].score >= forms_lookup.HINT_MIN_SCORE:
-        area = form_catalogue.get(decision.hits[0].id).area
-        if area in profile.topics:
-            return area
-    faq_catalogue = faq.load_faq_catalogue(profile)
-    decision = faq_catalogue.search(text)
-    if decision.kind == "sure" and decision.hits[0].score >= faq.HINT_MIN_SCORE:
-        area = faq_catalogue.get(decision.hits[0].id).topic
-        if area in profile.topics:
-            return area
+    catalogues = (
+        (forms_lookup.load_form_catalogue(profile), forms_lookup.HINT_MIN_SCORE, "area"),
+        (faq.load_faq_catalogue(profile), faq.HINT_MIN_SCORE, "topic"),
+    )
+    for catalogue, min_score, area_field in catalogues:
+        decision = catalogue.search(text)
+        if decision.kind == "sure" and decision.hits[0].score >= min_score:
+            area = getattr(catalogue.get(decision.hits[0].id), area_field)
+            if area in profile.topics:
+                return area
     return None
 
 

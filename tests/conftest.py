@@ -36,6 +36,17 @@ def _fresh_settings_after_each_test():
     get_settings.cache_clear()
 
 
+@pytest.fixture
+def production_settings(monkeypatch):
+    """This process in production mode (a login is required), with a long identity key."""
+    from actions.settings import get_settings
+
+    monkeypatch.setenv("AF_MODE", "production")
+    monkeypatch.setenv("AF_IDENTITY_JWT_KEY", "k" * 48)
+    get_settings.cache_clear()
+    return get_settings()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -81,12 +81,6 @@ def test_fallback_hands_the_turn_back_to_the_leader():
     assert events == [{"event": "followup", "timestamp": None, "name": "action_listen"}]
 
 
-def _production(monkeypatch):
-    monkeypatch.setenv("AF_MODE", "production")
-    monkeypatch.setenv("AF_IDENTITY_JWT_KEY", "k" * 48)
-    get_settings.cache_clear()
-
-
 def _expired_token():
     import time
 
@@ -103,22 +97,18 @@ KNOWN = {"leader_name": "Mette Hansen", "leader_email": "mette.hansen@buf.kk.dk"
          "leader_institution": "Valby Skole", "leader_unit": "af-syd"}
 
 
-def test_a_typed_session_start_with_an_expired_start_token_keeps_the_verified_leader(monkeypatch):
+def test_a_typed_session_start_with_an_expired_start_token_keeps_the_verified_leader(production_settings):
     """Security review (issue 14): the start token expired, the leader types /session_start
     in the same session; the identity must not fall to None (the forms would then take any
     typed e-mail)."""
-    _production(monkeypatch)
     slots = dict(KNOWN, session_started_metadata={"identity_token": _expired_token()})
     _, events = _run(ActionSessionStart(), _tracker([_user("session_start", "/session_start")], slots))
     assert _slots(events)["leader_email"] == "mette.hansen@buf.kk.dk"
-    get_settings.cache_clear()
 
 
-def test_a_session_start_uses_the_current_messages_verified_token(monkeypatch):
-    _production(monkeypatch)
+def test_a_session_start_uses_the_current_messages_verified_token(production_settings):
     fresh = issue_token({"name": "Ole Holm", "email": "ole.holm@buf.kk.dk", "institution": "Valby Skole"})
     tracker = _tracker([_user("session_start", "/session_start", {"identity_token": fresh})],
                        {"session_started_metadata": {"identity_token": _expired_token()}})
     _, events = _run(ActionSessionStart(), tracker)
     assert _slots(events)["leader_email"] == "ole.holm@buf.kk.dk"
-    get_settings.cache_clear()

@@ -199,3 +199,12 @@ def test_a_related_form_that_does_not_exist_is_refused(tmp_path, profile):
     (folder / "faq.yml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(ProfileError, match="findes ikke i forms.yml"):
         load_faq_catalogue(load_profile(folder))
+
+
+def test_a_question_whose_words_name_a_form_far_more_than_a_rule_topic_gets_the_form(profile):
+    """'kan jeg give min TR et tillæg for ekstra opgaver' is asked like a rule question (NLU:
+    ask_question), but it is the pay-change form; a weak rule topic must not answer it."""
+    plan = plan_faq_reply("kan jeg give min TR et tillæg for ekstra opgaver", None, profile)
+    assert plan["kind"] == "form" and plan["form_id"] == "loenaendring"
+    # A real rule question keeps its rule answer.
+    assert plan_faq_reply("hvornår er der løn i december", None, profile)["faq_id"] == "loenudbetaling"

@@ -390,25 +390,18 @@ def test_meeting_channel_is_asked_with_three_buttons_that_fill_the_slot():
                         '/inform{"meeting_channel":"teams"}']
 
 
-def test_where_a_login_is_required_a_typed_email_files_no_case_and_is_never_asked_for(monkeypatch):
+def test_where_a_login_is_required_a_typed_email_files_no_case_and_is_never_asked_for(monkeypatch,
+                                                                                    production_settings):
     """Security review (issue 14): identity lost + a typed e-mail must not file a case in
     that address's name, and the form must not ask for an e-mail in place of the login."""
-    from actions.settings import get_settings
-
-    monkeypatch.setenv("AF_MODE", "production")
-    monkeypatch.setenv("AF_IDENTITY_JWT_KEY", "k" * 48)
-    get_settings.cache_clear()
-    try:
-        fake = FakeCaseService()
-        monkeypatch.setattr(rf, "_case_service", lambda: fake)
-        slots = dict(CONFIRMED_MEETING, leader_email=None, leader_name=None, contact_email="victim@buf.kk.dk")
-        messages, _ = _run(rf.ActionSubmitRequest(), slots)
-        assert fake.submitted == []
-        assert messages[0]["response"] == "utter_request_failed"
-        tracker = Tracker("leder-1", {"leader_email": None}, {}, [], False, None, {}, "action_listen")
-        assert rf.build_context(tracker, PROFILE).identity_known is True
-    finally:
-        get_settings.cache_clear()
+    fake = FakeCaseService()
+    monkeypatch.setattr(rf, "_case_service", lambda: fake)
+    slots = dict(CONFIRMED_MEETING, leader_email=None, leader_name=None, contact_email="victim@buf.kk.dk")
+    messages, _ = _run(rf.ActionSubmitRequest(), slots)
+    assert fake.submitted == []
+    assert messages[0]["response"] == "utter_request_failed"
+    tracker = Tracker("leder-1", {"leader_email": None}, {}, [], False, None, {}, "action_listen")
+    assert rf.build_context(tracker, PROFILE).identity_known is True
 
 
 def test_the_matter_named_in_the_message_before_the_request_is_its_topic():
