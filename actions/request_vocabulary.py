@@ -197,7 +197,7 @@ class Vocabulary:
         """
         words = tokens(text)
         found = table.find(text, self._claims(text, table))
-        matches = [m for i, m in enumerate(found) if not _negated(words, m, found[i - 1].end if i else 0)]
+        matches = _unnegated(words, found)
         values = {m.value for m in matches}
         if len(values) <= 1:
             return next(iter(values), None)
@@ -218,7 +218,7 @@ class Vocabulary:
             return value
         words = tokens(text)
         found = self.mentions(text, self.topics)
-        matches = [m for i, m in enumerate(found) if not _negated(words, m, found[i - 1].end if i else 0)]
+        matches = _unnegated(words, found)
         if not matches:
             return None
         asking = self._request_sentences(text)
@@ -253,9 +253,8 @@ class Vocabulary:
 
     def negates_a_topic(self, text: str) -> bool:
         """A topic is named only to say it is not that one ("ikke løn, ...")."""
-        words = tokens(text)
         found = self.mentions(text, self.topics)
-        return any(_negated(words, m, found[i - 1].end if i else 0) for i, m in enumerate(found))
+        return len(_unnegated(tokens(text), found)) < len(found)
 
     def topic_only_in_compounds(self, text: str) -> bool:
         """Every topic word found is only part of a longer word ("personalemøde")."""
@@ -289,7 +288,7 @@ class Vocabulary:
         that it matters; the time frame says how soon. Only for akut against one other level."""
         words = tokens(text)
         found = self.mentions(text, self.urgency)
-        matches = [m for i, m in enumerate(found) if not _negated(words, m, found[i - 1].end if i else 0)]
+        matches = _unnegated(words, found)
         levels = {m.value for m in matches}
         if "akut" not in levels or len(levels) != 2:
             return None
@@ -338,6 +337,11 @@ _FILLER = frozenset(
     loose(w)
     for w in "tak mange bare så jamen jo da nu lige gerne den det du i også og altså hej hmm okay mvh".split()
 )
+
+
+def _unnegated(words: Sequence[str], found: Sequence[Match]) -> List[Match]:
+    """The matches that are not negated ("ikke teams, telefon" keeps telefon)."""
+    return [m for i, m in enumerate(found) if not _negated(words, m, found[i - 1].end if i else 0)]
 
 
 def _negated(words: Sequence[str], match: Match, previous_end: int = 0) -> bool:

@@ -157,11 +157,12 @@ def previous_answer(tracker: Tracker, profile: Profile) -> Tuple[Optional[str], 
     # No answer just before, but the leader's previous message may have named the matter:
     # "jeg vil tale med en HR-konsulent om sygefravær" -> nobody on duty -> "gerne et fysisk møde".
     earlier = _before_latest_user(tracker)
-    previous = next((e for e in reversed(earlier) if e.get("event") == "user"), None)
-    finished = any(e.get("event") == "action" and e.get("name") in ("action_submit_request", "action_cancel_request")
-                   for e in earlier[earlier.index(previous):]) if previous is not None else True
-    if previous is not None and not finished:
-        text = str(previous.get("text") or "")
+    at = next((i for i in range(len(earlier) - 1, -1, -1) if earlier[i].get("event") == "user"), None)
+    finished = at is None or any(
+        e.get("event") == "action" and e.get("name") in ("action_submit_request", "action_cancel_request")
+        for e in earlier[at:])
+    if not finished:
+        text = str(earlier[at].get("text") or "")
         if text and not text.startswith("/"):
             return load_vocabulary(profile).topic(text), None
     return None, None
