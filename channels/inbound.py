@@ -174,23 +174,31 @@ def prepare(text: Any, raw_metadata: Any, settings: Optional[Settings] = None) -
 
 # The widget's own opening message (data-init-payload); harmless anywhere.
 ALWAYS_ALLOWED_PAYLOADS = ("/greet",)
-_PAYLOAD_HEAD_RE = re.compile(r"^\s*/([^{}\s@/]+)(\{.*\})?\s*$", re.DOTALL)
+# Rasa's own reading of a message that starts with "/" (YAMLStoryReader._regex_message_pattern):
+# an intent name, an optional @confidence, optional {entities} and anything after them.
+_PAYLOAD_HEAD_RE = re.compile(r"^/(?P<intent>[^{@]+)(?P<confidence>@[0-9.]+)?(?P<entities>\{.+\})?(?P<rest>.*)$",
+                              re.DOTALL)
 
 
-def payload_key(text: Any) -> Optional[Tuple[str, str]]:
-    """(intent, canonical entities) of a ``/intent{...}`` payload, or None for plain text."""
-    if not isinstance(text, str):
+def payload_key(text: Any) -> Optional[Tuple[str, ...]]:
+    """What a text starting with "/" tells Rasa, in comparable form; None for plain text.
+
+    Rasa reads every such text as a command, also "/restart@1.0" and "/inform{...} more",
+    so every one of them is a payload here.
+    """
+    if not isinstance(text, str) or not text.strip().startswith("/"):
         return None
-    match = _PAYLOAD_HEAD_RE.match(text)
+    match = _PAYLOAD_HEAD_RE.match(text.strip())
     if not match:
-        return None
+        return ("", text.strip())  # Rasa may still try it; no button looks like it
     entities: Any = {}
-    if match.group(2):
+    if match.group("entities"):
         try:
-            entities = json.loads(match.group(2))
+            entities = json.loads(match.group("entities"))
         except ValueError:
-            return (match.group(1), "\x00" + match.group(2))  # never equal to a button's
-    return (match.group(1), json.dumps(entities, sort_keys=True, ensure_ascii=False))
+            entities = "\x00" + match.group("entities")  # never equal to a button's
+    return (match.group("intent").strip(), match.group("confidence") or "",
+            json.dumps(entities, sort_keys=True, ensure_ascii=False), match.group("rest").strip())
 
 
 def guard_payload(text: str, offered: Optional[List[str]]) -> str:
@@ -208,4 +216,4 @@ def guard_payload(text: str, offered: Optional[List[str]]) -> str:
     if key in allowed:
         return text
     logger.warning("En payload, som botten ikke tilbød, blev læst som tekst: /%s", key[0][:40])
-    return text.lstrip()[1:]
+    return text.strip().lstrip("/")  # "//restart" must not become "/restart"
