@@ -211,6 +211,61 @@ def contains_cpr(text: str) -> bool:
     return next(_find(text), None) is not None
 
 
+# The first half of a CPR number at the very end of a message: "010203-" or "01.02.03 -".
+_HALF_AT_END_RE = re.compile(
+    rf"(?<!{_D})(?P<d>{_D}{{2}})[./_ ]?(?P<m>{_D}{{2}})[./_ ]?(?P<y>{_D}{{2}}){_SPACE}{{0,3}}[{_DASH}]{_SPACE}*$"
+)
+# A CPR number's last four digits at the start of a message (after a dash or space).
+_SECOND_HALF_RE = re.compile(rf"[{_DASH}]?{_SPACE}*{_D}{{4}}(?!{_D})")
+# How much of two messages is enough to hold one CPR number with its separators.
+_SPLIT_WINDOW = 24
+
+
+def mask_cpr_start(text: str) -> Tuple[str, int]:
+    """Mask a CPR number's first half left at the end of a message ("Det er 010203-").
+
+    A leader who sends a number in two messages ("010203-", then "1234") must not leave its
+    halves in the conversation. A date followed by a dash that ends the message is read as the
+    start of a CPR number; a date on its own ("mødet 010223") is left alone.
+    """
+    if not isinstance(text, str) or not text:
+        return text, 0
+    norm, origin = _normalised(text) if not text.isascii() else (text, list(range(len(text))))
+    match = _HALF_AT_END_RE.search(norm)
+    if match is None:
+        return text, 0
+    day, month, yy = int(match.group("d")), int(match.group("m")), int(match.group("y"))
+    # Any seventh digit: the date must be valid in at least one century.
+    if not any(is_valid_cpr_date(day, month, yy, seventh) for seventh in (0, 4, 5, 9)):
+        return text, 0
+    return text[: origin[match.start()]] + CPR_MASK, 1
+
+
+def mask_cpr_continuation(previous: Any, text: str) -> Tuple[str, int]:
+    """Mask the start of ``text`` when it completes a CPR number begun at the end of ``previous``.
+
+    ``previous`` is the leader's message before this one, as stored ("010203", "010203 -").
+    Only ``text`` can still be changed; its part of the number is masked.
+    """
+    if not isinstance(previous, str) or not previous.strip() or not isinstance(text, str) or not text:
+        return text, 0
+    lead = len(text) - len(text.lstrip())
+    if previous.rstrip().endswith(CPR_MASK):
+        # The first half was masked already ("010203-" -> mask_cpr_start): four digits now are its end.
+        rest = _SECOND_HALF_RE.match(text[lead:])
+        if rest:
+            return CPR_MASK + text[lead + rest.end():], 1
+    tail = previous.rstrip()[-_SPLIT_WINDOW:]
+    head = text[lead:lead + _SPLIT_WINDOW]
+    for joint in ("", "\n"):
+        joined = tail + joint + head
+        boundary = len(tail) + len(joint)
+        for start, end in _find(joined):
+            if start < len(tail) and end > boundary:
+                return CPR_MASK + text[lead + end - boundary:], 1
+    return text, 0
+
+
 def mask_cpr_in(value: Any) -> Tuple[Any, int]:
     """Mask CPR numbers in a JSON-like value (str, dict, list, tuple), recursively.
 

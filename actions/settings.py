@@ -121,6 +121,9 @@ class Settings:
     bind_host: str
     # Rasa server and action server
     rasa_url: str
+    # The address the leaders' browsers use for socket.io (the proxy's public URL); rasa_url is
+    # the internal address the web server calls Rasa's HTTP API on.
+    rasa_public_url: str
     rasa_port: int
     rasa_api_token: str
     actions_port: int
@@ -155,6 +158,10 @@ class Settings:
     handoff_db_path: Path
     # Input handling and retention
     max_message_length: int
+    # The largest request body any of our servers reads (Rasa's channels, the web server).
+    max_body_bytes: int
+    # Rasa's REST channel (tests, integrations). Off in production unless configured.
+    rest_channel_enabled: bool
     retention_days: int
     tracker_db_path: Path
     # Scaled deployment: PostgreSQL tracker store and Redis lock store (default: SQLite, in-memory locks)
@@ -219,6 +226,9 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         log_dir=_path(env, "AF_LOG_DIR", Path("logs")),
         bind_host=bind_host,
         rasa_url=_str(env, "AF_RASA_URL", f"http://127.0.0.1:{rasa_port}").rstrip("/"),
+        rasa_public_url=_str(
+            env, "AF_RASA_PUBLIC_URL", _str(env, "AF_RASA_URL", f"http://127.0.0.1:{rasa_port}")
+        ).rstrip("/"),
         rasa_port=rasa_port,
         rasa_api_token=_secret(env, "RASA_API_TOKEN", DEV_RASA_API_TOKEN, dev),
         actions_port=actions_port,
@@ -252,6 +262,8 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         handoff_opening_hours=_str(env, "AF_HANDOFF_OPENING_HOURS", "always" if dev else "profile").lower(),
         handoff_db_path=_path(env, "AF_HANDOFF_DB_PATH", var_dir / "handoff.sqlite3"),
         max_message_length=_int(env, "AF_MAX_MESSAGE_LENGTH", 2000, 50, 100_000),
+        max_body_bytes=_int(env, "AF_MAX_BODY_BYTES", 64 * 1024, 4 * 1024, 10 * 1024 * 1024),
+        rest_channel_enabled=_bool(env, "AF_REST_CHANNEL", dev),
         retention_days=_int(env, "AF_RETENTION_DAYS", 90, 1, 3650),
         tracker_db_path=_path(env, "AF_TRACKER_DB_PATH", var_dir / "tracker.db"),
         tracker_store=_str(env, "AF_TRACKER_STORE", "sqlite").lower(),

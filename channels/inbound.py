@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from actions.identity import METADATA_KEY, Identity, IdentityError, verify_token
-from actions.privacy import cpr_notice, mask_cpr, mask_cpr_in
+from actions.privacy import cpr_notice, mask_cpr, mask_cpr_continuation, mask_cpr_in, mask_cpr_start
 from actions.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,10 @@ REFUSAL_EXPIRED = (
 )
 REFUSAL_INVALID = (
     "Jeg kunne ikke bekræfte, hvem du er. Genindlæs siden på KKintra og prøv igen."
+)
+
+REFUSAL_FOREIGN = (
+    "Denne samtale hører til en anden. Genindlæs siden, så starter du en ny samtale."
 )
 
 # Slots/entities that only action_session_start may set (from a verified token).
@@ -155,6 +159,9 @@ def prepare(text: Any, raw_metadata: Any, settings: Optional[Settings] = None) -
     masked, count = mask_cpr(cleaned)
     if too_long:
         masked = masked[:limit]
+    # A number's first half at the end ("010203-"): its second half may come next.
+    masked, half = mask_cpr_start(masked)
+    count += half
     # After any rewrite of a payload, mask again: the rewrite decodes JSON escapes.
     masked, in_payload = _clean_payload(masked)
     count += in_payload
@@ -170,6 +177,23 @@ def prepare(text: Any, raw_metadata: Any, settings: Optional[Settings] = None) -
         metadata["too_long"] = True
         notices.append(TOO_LONG_NOTICE.format(limit=f"{limit:,}".replace(",", ".")))
     return Inbound(text=masked, metadata=metadata, identity=identity, notices=notices)
+
+
+def finish(prepared: Inbound, conversation: Any) -> Inbound:
+    """The steps that need the conversation as stored (``channels.conversation.read``):
+    a payload only if the bot offered it, and a CPR number's second half masked when the
+    leader's previous message held its first half. ``conversation`` None: not readable."""
+    offered = None if conversation is None else conversation.offered
+    previous = None if conversation is None else conversation.last_user_text
+    if payload_key(prepared.text) is not None:
+        prepared.text = guard_payload(prepared.text, offered)
+    prepared.text, count = mask_cpr_continuation(previous, prepared.text)
+    if count:
+        total = int(prepared.metadata.get("cpr_masked", 0)) + count
+        prepared.metadata["cpr_masked"] = total
+        prepared.notices = [n for n in prepared.notices if n != cpr_notice(total - count)]
+        prepared.notices.insert(0, cpr_notice(total))
+    return prepared
 
 
 # The widget's own opening message (data-init-payload); harmless anywhere.

@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 MAX_SENDER_LENGTH = 128
 BAD_REQUEST_TEXT = "Beskeden kunne ikke læses. Send JSON med felterne sender og message."
 ORIGIN_REFUSED_TEXT = "Chatten kan ikke bruges fra denne side."
+REST_OFF_TEXT = "Denne adgang til chatten er slået fra. Brug chatten på AF's side på KKintra."
 
 
 def _reply(sender: Any, text: str, status: int) -> HTTPResponse:
@@ -68,6 +69,9 @@ class AfRestInput(RestInput):
         @custom_webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> Union[ResponseStream, HTTPResponse]:
             settings = self.settings
+            if not settings.rest_channel_enabled:
+                # Leaders use socket.io; REST is for tests and integrations (AF_REST_CHANNEL).
+                return _reply(None, REST_OFF_TEXT, 404)
             origin = request.headers.get("origin")
             if origin and origin not in settings.allowed_origins:
                 return _reply(None, ORIGIN_REFUSED_TEXT, 403)
@@ -89,9 +93,14 @@ class AfRestInput(RestInput):
             prepared = inbound.prepare(body.get("message"), body.get("metadata"), settings)
             if prepared.refused:
                 return _reply(sender, prepared.refusal or inbound.REFUSAL_MISSING, 403)
-            if inbound.payload_key(prepared.text) is not None:
-                offered = await conversation.offered_payloads(request.app, sender)
-                prepared.text = inbound.guard_payload(prepared.text, offered)
+            state = await conversation.read(request.app, sender)
+            email = prepared.identity.email if prepared.identity else None
+            if not conversation.may_use(state, email, settings.identity_required):
+                # Another leader's conversation (or, when identity is required, one that
+                # cannot be read): nothing is passed on, nothing of it is shown.
+                logger.warning("REST-besked afvist: samtalen tilhører en anden")
+                return _reply(sender, inbound.REFUSAL_FOREIGN, 403)
+            inbound.finish(prepared, state)
 
             if request.args.get("stream", "false").lower() == "true":
                 return response.stream(

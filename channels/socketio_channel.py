@@ -38,7 +38,6 @@ import inspect
 import logging
 import re
 import uuid
-from collections import OrderedDict
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
 from rasa.core.channels.channel import InputChannel, UserMessage
@@ -56,7 +55,6 @@ from channels import conversation, inbound
 logger = logging.getLogger(__name__)
 
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-MAX_BOUND_SESSIONS = 50_000
 ORIGIN_REFUSED_TEXT = "Chatten kan ikke bruges fra denne side."
 RESTART_TEXT = "Chatten er startet forfra. Genindlæs siden, hvis du mangler noget af samtalen."
 
@@ -107,28 +105,23 @@ class AfSocketIOInput(SocketIOInput):
         self._app: Any = None
         self._sid_email: Dict[str, Optional[str]] = {}
         self._sid_session: Dict[str, str] = {}
-        self._session_owner: "OrderedDict[str, Optional[str]]" = OrderedDict()
 
     @property
     def settings(self) -> Settings:
         return self._settings or get_settings()
 
     # -- helpers -------------------------------------------------------------
-    def _claim_session(self, requested: Any, email: Optional[str]) -> str:
-        """The session id this socket may use: the requested one unless it is
-        malformed or already belongs to another leader."""
-        session_id = requested if isinstance(requested, str) and SESSION_ID_RE.match(requested) else None
-        if session_id is not None and session_id in self._session_owner:
-            if self._session_owner[session_id] != email:
+    async def _claim_session(self, requested: Any, email: Optional[str]) -> str:
+        """The session id this socket may use: the requested one only when that conversation
+        exists and belongs to this leader (the tracker store says so, on every replica);
+        otherwise a new one made here, so nobody can pick an id for someone else to use."""
+        if isinstance(requested, str) and SESSION_ID_RE.match(requested):
+            state = await conversation.read(self._app, requested)
+            if state is not None and state.exists:
+                if conversation.may_use(state, email, self.settings.identity_required):
+                    return requested
                 logger.warning("Afviste at genbruge en samtale, der tilhører en anden")
-                session_id = None
-        if session_id is None:
-            session_id = uuid.uuid4().hex
-        self._session_owner[session_id] = email
-        self._session_owner.move_to_end(session_id)
-        while len(self._session_owner) > MAX_BOUND_SESSIONS:
-            self._session_owner.popitem(last=False)
-        return session_id
+        return uuid.uuid4().hex
 
     async def _say(self, sio: AsyncServer, sid: str, text: str) -> None:
         await sio.emit(self.bot_message_evt, {"text": text}, room=sid, namespace=self.namespace)
@@ -142,7 +135,13 @@ class AfSocketIOInput(SocketIOInput):
         # The origin itself is checked in `connect` below, which covers the
         # websocket transport too (browsers apply no CORS to websockets).
         # Clients without an Origin header (servers, tests) are not browsers.
-        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[], client_manager=client_manager(settings))
+        sio = AsyncServer(
+            async_mode="sanic",
+            cors_allowed_origins=[],
+            client_manager=client_manager(settings),
+            # engine.io's default is 1 MB per packet; a chat message is a few hundred bytes
+            max_http_buffer_size=settings.max_body_bytes,
+        )
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
         self.sio = sio
 
@@ -182,7 +181,7 @@ class AfSocketIOInput(SocketIOInput):
             data = data if isinstance(data, dict) else {}
             email = self._sid_email.get(sid)
             if self.session_persistence:
-                session_id = self._claim_session(data.get("session_id"), email)
+                session_id = await self._claim_session(data.get("session_id"), email)
                 # THE FIX: python-socketio >= 5.10 returns a coroutine here.
                 await maybe_await(sio.enter_room(sid, session_id, namespace=self.namespace))
             else:
@@ -206,9 +205,13 @@ class AfSocketIOInput(SocketIOInput):
             if connected_as and prepared.identity and prepared.identity.email != connected_as:
                 await self._say(sio, sid, inbound.REFUSAL_INVALID)
                 return
-            if inbound.payload_key(prepared.text) is not None:
-                offered = await conversation.offered_payloads(self._app, session_id)
-                prepared.text = inbound.guard_payload(prepared.text, offered)
+            state = await conversation.read(self._app, session_id)
+            email = prepared.identity.email if prepared.identity else connected_as
+            if not conversation.may_use(state, email, settings.identity_required):
+                logger.warning("socket.io-besked afvist: samtalen tilhører en anden")
+                await self._say(sio, sid, inbound.REFUSAL_FOREIGN)
+                return
+            inbound.finish(prepared, state)
             for notice in prepared.notices:
                 await sio.emit(self.bot_message_evt, {"text": notice}, room=session_id, namespace=self.namespace)
             message = UserMessage(

@@ -51,6 +51,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+
+from actions import rasa_http  # noqa: E402
 import psutil  # noqa: E402
 
 RASA_BIN = str(Path(sys.executable).with_name("rasa"))
@@ -178,7 +180,8 @@ def stop(procs: List[Proc]) -> None:
             proc.popen.wait()
 
 
-def wait_http(url: str, proc: Proc, timeout: float, ok: Callable[[Any], bool] = lambda r: True) -> float:
+def wait_http(url: str, proc: Proc, timeout: float, ok: Callable[[Any], bool] = lambda r: True,
+              headers: Optional[Dict[str, str]] = None) -> float:
     """Seconds until ``url`` answers 200 (and ``ok``); fails when the process dies."""
     import requests
 
@@ -187,7 +190,7 @@ def wait_http(url: str, proc: Proc, timeout: float, ok: Callable[[Any], bool] = 
         if proc.popen.poll() is not None:
             raise RuntimeError(f"{proc.name} stopped during start-up:\n{proc.log.read_text(errors='replace')[-3000:]}")
         try:
-            response = requests.get(url, timeout=2)
+            response = requests.get(url, timeout=2, headers=headers)
             if response.status_code == 200 and ok(response):
                 return time.monotonic() - started
         except requests.RequestException:
@@ -256,8 +259,8 @@ def start_ours(model: Path, work: Path, replicas: int, tf_threads: Optional[int]
         for proc in procs:
             if proc.name.startswith("rasa"):
                 url = rasa_urls[int(proc.name.split("-")[1]) - 1]
-                wait_http(f"{url}/status?token={settings.rasa_api_token}", proc, 300,
-                          lambda r: bool(r.json().get("model_file")))
+                wait_http(f"{url}/status", proc, 300, lambda r: bool(r.json().get("model_file")),
+                          headers=rasa_http.headers_for_secret(settings.rasa_api_token))
         bot.cold_start_s = round(time.monotonic() - started, 1)
         time.sleep(1.0)  # the action servers start faster than Rasa; give the emulator a moment too
     except BaseException:
@@ -282,13 +285,14 @@ def start_anchor(demo: Path, work: Path, tf_threads: Optional[int]) -> Bot:
         env["TF_INTRA_OP_PARALLELISM_THREADS"] = str(tf_threads)
         env["TF_INTER_OP_PARALLELISM_THREADS"] = str(tf_threads)
     started = time.monotonic()
-    proc = spawn("rasa-demo", [RASA_BIN, "run", "--enable-api", "--auth-token", token, "--port", str(port),
+    proc = spawn("rasa-demo", [RASA_BIN, "run", "--enable-api", "--jwt-secret", token, "--jwt-method", rasa_http.ALGORITHM, "--port", str(port),
                                "-i", "127.0.0.1", "--credentials", "bench-credentials.yml", "-m", str(model)],
                  env, demo, logs)
     bot = Bot("anchor", "rasa init demo bot", ANCHOR_SCRIPT, ANCHOR_CHECKS, [f"http://127.0.0.1:{port}"], token,
               False, [proc], model=str(model))
     try:
-        wait_http(f"{bot.rasa_urls[0]}/status?token={token}", proc, 300, lambda r: bool(r.json().get("model_file")))
+        wait_http(f"{bot.rasa_urls[0]}/status", proc, 300, lambda r: bool(r.json().get("model_file")),
+                  headers=rasa_http.headers_for_secret(token))
     except BaseException:
         shutdown(bot)
         raise
@@ -506,7 +510,7 @@ async def parse_latency(bot: Bot, rounds: int) -> Dict[str, Any]:
     async with aiohttp.ClientSession() as session:
         for i in range(rounds):
             started = time.perf_counter()
-            async with session.post(f"{bot.rasa_urls[0]}/model/parse", params={"token": bot.api_token},
+            async with session.post(f"{bot.rasa_urls[0]}/model/parse", headers=rasa_http.headers_for_secret(bot.api_token),
                                     json={"text": texts[i % len(texts)]}) as response:
                 await response.read()
             seconds.append(time.perf_counter() - started)

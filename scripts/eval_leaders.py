@@ -37,6 +37,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from actions import rasa_http  # noqa: E402
 from scripts.conversations import facts  # noqa: E402
 
 OUTCOMES = ("meeting_case", "help_case", "form_link", "faq_link", "status_answer", "handoff", "no_case")
@@ -125,7 +126,9 @@ class Target:
 
     def events(self, sender: str) -> List[Dict[str, Any]]:
         response = requests.get(
-            f"{self.rasa_url}/conversations/{sender}/tracker", params={"token": self.api_token}, timeout=30
+            f"{self.rasa_url}/conversations/{sender}/tracker",
+            headers=rasa_http.headers_for_secret(self.api_token),
+            timeout=30,
         )
         response.raise_for_status()
         return response.json().get("events") or []

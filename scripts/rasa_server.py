@@ -23,7 +23,12 @@ def main(model_path: str, endpoints_path: str) -> None:
     # No calls home from a closed network, however this server was started (run.py, the scaled
     # replicas, a container): Rasa reads this before its telemetry starts.
     os.environ["RASA_TELEMETRY_ENABLED"] = "false"
+    # Sanic reads SANIC_* when Rasa creates its app: no request body above our limit is read
+    # (Sanic's own default is 100 MB; a chat message is a few hundred bytes).
+    os.environ["SANIC_REQUEST_MAX_SIZE"] = str(settings.max_body_bytes)
     import rasa.api
+
+    from actions import rasa_http
 
     from actions.privacy import route_structlog_through_logging
 
@@ -40,7 +45,11 @@ def main(model_path: str, endpoints_path: str) -> None:
         interface=settings.bind_host,
         port=settings.rasa_port,
         cors=list(settings.allowed_origins),
-        auth_token=settings.rasa_api_token,
+        # No query-string token (it ends up in logs): callers send a short-lived bearer JWT
+        # signed with RASA_API_TOKEN (actions/rasa_http.py).
+        auth_token=None,
+        jwt_secret=settings.rasa_api_token,
+        jwt_method=rasa_http.ALGORITHM,
         enable_api=True,
     )
 

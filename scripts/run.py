@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from actions import rasa_http  # noqa: E402
 from actions.settings import DEV_SUPPORTER_PASSWORD, DEV_SUPPORTER_USERNAME, Settings, get_settings  # noqa: E402
 
 
@@ -113,7 +114,7 @@ def readiness_problem(settings: Settings) -> Optional[str]:
     host = settings.bind_host
     try:
         status = requests.get(f"http://{host}:{settings.rasa_port}/status",
-                              params={"token": settings.rasa_api_token}, timeout=5)
+                              headers=rasa_http.auth_headers(settings), timeout=5)
         model = status.json().get("model_file") if status.status_code == 200 else None
     except (requests.RequestException, ValueError):
         model = None

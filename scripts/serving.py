@@ -127,13 +127,14 @@ def reload_server(model_path: Path, timeout: float = 120.0) -> str:
     """Ask the running Rasa server to load the model. Returns a Danish sentence about the outcome."""
     import requests
 
+    from actions import rasa_http
     from actions.settings import get_settings
 
     settings = get_settings()
     try:
         response = requests.put(
             f"{settings.rasa_url}/model",
-            params={"token": settings.rasa_api_token},
+            headers=rasa_http.auth_headers(settings),
             json={"model_file": str(model_path.resolve())},
             timeout=timeout,
         )

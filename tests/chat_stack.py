@@ -24,6 +24,7 @@ from typing import Dict, Iterator, List
 import pytest
 import requests
 
+from actions import rasa_http
 from actions.settings import DEV_IDENTITY_JWT_KEY, DEV_RASA_API_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +50,7 @@ class ChatStack:
 
     def tracker(self, sender_id: str) -> dict:
         r = requests.get(f"{self.rasa_url}/conversations/{sender_id}/tracker",
-                         params={"token": self.api_token}, timeout=10)
+                         headers=rasa_http.headers_for_secret(self.api_token), timeout=10)
         r.raise_for_status()
         return r.json()
 
@@ -146,7 +147,8 @@ def start_stack(tmp: Path) -> ChatStack:
         _wait(f"{stack.rasa_url}/", rasa, stack, deadline)
         # The model is loaded once the status endpoint answers without 409.
         while time.monotonic() < deadline:
-            r = requests.get(f"{stack.rasa_url}/status", params={"token": stack.api_token}, timeout=5)
+            r = requests.get(f"{stack.rasa_url}/status", headers=rasa_http.headers_for_secret(stack.api_token),
+                             timeout=5)
             if r.status_code == 200 and r.json().get("model_file"):
                 break
             time.sleep(0.5)

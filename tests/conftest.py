@@ -23,6 +23,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from actions import rasa_http  # noqa: E402
 from actions.identity import issue_token  # noqa: E402
 from actions.settings import load_settings  # noqa: E402
 
@@ -94,7 +95,7 @@ class Stack:
 
     def tracker(self, sender: str) -> Dict[str, Any]:
         response = requests.get(
-            f"{self.rasa_url}/conversations/{sender}/tracker", params={"token": self.api_token}, timeout=30
+            f"{self.rasa_url}/conversations/{sender}/tracker", headers=rasa_http.headers_for_secret(self.api_token), timeout=30
         )
         response.raise_for_status()
         return response.json()

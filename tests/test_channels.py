@@ -17,6 +17,7 @@ import pytest
 import requests
 import socketio
 
+from actions import rasa_http
 from actions.identity import issue_token
 from actions.settings import load_settings
 from channels.inbound import REFUSAL_EXPIRED, REFUSAL_MISSING
@@ -135,7 +136,7 @@ def test_socketio_message_without_token_is_refused_politely_and_not_stored(chat_
     assert reply["text"] == REFUSAL_MISSING
     client.close()
     r = requests.get(f"{chat_stack.rasa_url}/conversations/{session_id}/tracker",
-                     params={"token": chat_stack.api_token}, timeout=10)
+                     headers=rasa_http.headers_for_secret(chat_stack.api_token), timeout=10)
     assert "hemmelig besked uden token" not in r.text
 
 
@@ -251,7 +252,7 @@ def test_typed_control_payloads_are_text_and_the_leader_stays_who_they_are(chat_
     for text in typed:
         say(text)
     r = requests.get(f"{chat_stack.rasa_url}/conversations/{sender}/tracker",
-                     params={"token": chat_stack.api_token, "include_events": "ALL"}, timeout=10)
+                     params={"include_events": "ALL"}, headers=rasa_http.headers_for_secret(chat_stack.api_token), timeout=10)
     tracker = r.json()
     kinds = [e.get("event") for e in tracker["events"]]
     # Read as text, "session_start" may well be understood as "start forfra": that is the
@@ -263,3 +264,74 @@ def test_typed_control_payloads_are_text_and_the_leader_stays_who_they_are(chat_
     reply = say("/greet") and say("/request_help")
     assert user_texts(chat_stack.tracker(sender))[-1] == "/request_help"
     assert reply and any(m.get("buttons") for m in reply)
+
+
+# -- Doors (issue 14): conversation binding, the HTTP API, body limits, split CPR --------
+def test_rest_cannot_write_into_another_leaders_conversation(chat_stack):
+    """A leader with a valid token who learns another conversation's id gets nothing of it."""
+    from channels.inbound import REFUSAL_FOREIGN
+
+    sender = "s" + uuid.uuid4().hex
+    assert rest(chat_stack, {"sender": sender, "message": "/greet",
+                             "metadata": {"identity_token": token_for(chat_stack, METTE)}}).status_code == 200
+    r = rest(chat_stack, {"sender": sender, "message": "hvad er status på mine sager",
+                          "metadata": {"identity_token": token_for(chat_stack, JONAS)}})
+    assert r.status_code == 403
+    assert [m.get("text") for m in r.json()] == [REFUSAL_FOREIGN]
+    tracker = chat_stack.tracker(sender)
+    assert "hvad er status på mine sager" not in user_texts(tracker)
+    assert tracker["slots"]["leader_email"] == METTE["email"]
+
+
+def test_socketio_binding_is_in_the_tracker_store_not_in_one_process(chat_stack):
+    """A conversation started elsewhere (REST, another replica, before a restart) still belongs
+    to its leader: socket.io will not let another leader join its room."""
+    sender = uuid.uuid4().hex
+    assert rest(chat_stack, {"sender": sender, "message": "/greet",
+                             "metadata": {"identity_token": token_for(chat_stack, METTE)}}).status_code == 200
+    jonas = ChatClient(chat_stack, token_for(chat_stack, JONAS))
+    jonas.connect()
+    try:
+        assert jonas.start_session(sender) != sender
+    finally:
+        jonas.close()
+    mette = ChatClient(chat_stack, token_for(chat_stack, METTE))
+    mette.connect()
+    try:
+        assert mette.start_session(sender) == sender  # her own conversation, on any replica
+    finally:
+        mette.close()
+
+
+def test_rasa_http_api_takes_no_token_in_the_url(chat_stack):
+    """The API token never has to travel in a URL (proxies and access logs keep URLs)."""
+    r = requests.get(f"{chat_stack.rasa_url}/status", params={"token": chat_stack.api_token}, timeout=10)
+    assert r.status_code == 401
+    r = requests.get(f"{chat_stack.rasa_url}/status", headers=rasa_http.headers_for_secret(chat_stack.api_token),
+                     timeout=10)
+    assert r.status_code == 200 and r.json().get("model_file")
+    forged = rasa_http.headers_for_secret("ikke-den-rigtige-noegle-ikke-den-rigtige")
+    assert requests.get(f"{chat_stack.rasa_url}/status", headers=forged, timeout=10).status_code == 401
+
+
+def test_huge_bodies_are_refused_before_they_are_read(chat_stack):
+    big = json.dumps({"sender": "s" + uuid.uuid4().hex, "message": "x" * (2 * 1024 * 1024),
+                      "metadata": {"identity_token": token_for(chat_stack, METTE)}})
+    r = rest(chat_stack, big)
+    assert r.status_code == 413
+    assert requests.get(f"{chat_stack.rasa_url}/", timeout=10).status_code == 200  # still serving
+
+
+@pytest.mark.parametrize("first, second", [
+    ("Hun har cpr 010203-", "1234"),
+    ("010203", "1234"),
+    ("01.02.03", "1234 hedder hun"),
+])
+def test_a_cpr_number_sent_in_two_messages_is_not_kept(chat_stack, first, second):
+    sender = "s" + uuid.uuid4().hex
+    token = token_for(chat_stack, METTE)
+    for text in (first, second):
+        assert rest(chat_stack, {"sender": sender, "message": text,
+                                 "metadata": {"identity_token": token}}).status_code == 200
+    stored = " ".join(user_texts(chat_stack.tracker(sender)))
+    assert "1234" not in stored and "[CPR-nummer fjernet]" in stored

@@ -92,3 +92,24 @@ def test_every_way_rasa_is_started_has_telemetry_off():
     assert "RASA_TELEMETRY_ENABLED=false" in (ROOT / "Dockerfile").read_text(encoding="utf-8")
     helm = yaml.safe_load((ROOT / "deploy" / "helm" / "rasa-values.yaml").read_text(encoding="utf-8"))
     assert {"name": "RASA_TELEMETRY_ENABLED", "value": "false"} in helm["extraEnv"]
+
+
+def test_rasa_http_api_is_not_public_and_no_url_is_logged_with_its_query():
+    """Issue 14: the API token could replace the model and read every tracker. Publicly only the
+    page, the console, socket.io and the channel webhooks; haproxy logs paths, not query strings."""
+    cfg = (ROOT / "deploy" / "haproxy.cfg").read_text(encoding="utf-8")
+    public = cfg.split("\nfrontend public\n", 1)[1].split("\nbackend ", 1)[0]
+    routed = re.search(r"^\s*acl to_rasa path_beg (.+)$", public, re.M).group(1).split()
+    assert sorted(routed) == ["/socket.io/", "/webhooks/"]
+    assert not re.search(r"^\s*option httplog", cfg, re.M)
+    log_format = re.search(r'^\s*log-format "(.+)"', cfg, re.M).group(1)
+    assert "%HP" in log_format and not re.search(r"%(HU|r|\{\+Q\}r|HQ)\b", log_format)
+    assert re.search(r"deny deny_status 413 if \{ req.hdr_val\(content-length\) gt \d+ \}", public)
+    assert re.search(r"deny deny_status 429", public)
+    # The web server reaches Rasa's API on the internal network, not through the proxy.
+    assert SERVICES["web"]["environment"]["AF_RASA_URL"] == "http://rasa:5005"
+    helm = yaml.safe_load((ROOT / "deploy" / "helm" / "rasa-values.yaml").read_text(encoding="utf-8"))
+    names = {item["name"] for item in helm["extraEnv"]}
+    assert "AF_RASA_PUBLIC_URL" in names and "AF_RASA_URL" not in names
+    snippet = helm["ingress"]["annotations"]["nginx.ingress.kubernetes.io/server-snippet"]
+    assert "socket\\.io/" in snippet and "webhooks/" in snippet and "return 404" in snippet

@@ -23,6 +23,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import jwt
 import pytest
 import requests
+
+from actions import rasa_http
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,7 +205,7 @@ def _new_log_text(stack, before: Dict[Path, int]) -> str:
 
 def _assert_servers_up(stack) -> None:
     assert stack.process.poll() is None, "scripts/run.py stoppede"
-    status = requests.get(f"{stack.rasa_url}/status", params={"token": stack.api_token}, timeout=10)
+    status = requests.get(f"{stack.rasa_url}/status", headers=rasa_http.headers_for_secret(stack.api_token), timeout=10)
     assert status.status_code == 200 and status.json().get("model_file")
     assert requests.get(f"{stack.actions_url}/health", timeout=10).status_code == 200
     code, body = _post(stack, stack.new_sender("alive"), "hej")

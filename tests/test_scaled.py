@@ -28,6 +28,8 @@ from typing import Dict, Iterator, List
 import pytest
 import requests
 
+from actions import rasa_http
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_HOST, PG_PORT, PG_ADMIN = "127.0.0.1", 5432, "postgres"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -104,7 +106,8 @@ class Topology:
         return response.json()
 
     def tracker(self, node: Node, sender: str) -> Dict:
-        response = requests.get(f"{node.url}/conversations/{sender}/tracker", params={"token": self.api_token},
+        response = requests.get(f"{node.url}/conversations/{sender}/tracker",
+                                headers=rasa_http.headers_for_secret(self.api_token),
                                 timeout=30)
         response.raise_for_status()
         return response.json()
@@ -113,12 +116,12 @@ class Topology:
         return "\n".join(f"--- {n.name} ---\n{n.log.read_text(errors='replace')[-3000:]}" for n in self.nodes)
 
 
-def _wait_ready(node: Node, path: str, topo: Topology, deadline: float, params: Dict = None) -> None:
+def _wait_ready(node: Node, path: str, topo: Topology, deadline: float, headers: Dict = None) -> None:
     while time.monotonic() < deadline:
         if node.process.poll() is not None:
             pytest.fail(f"{node.name} stoppede under opstart (kode {node.process.returncode})\n{topo.logs()}")
         try:
-            response = requests.get(f"{node.url}{path}", params=params, timeout=3)
+            response = requests.get(f"{node.url}{path}", headers=headers, timeout=3)
             if response.status_code == 200 and (path != "/status" or response.json().get("model_file")):
                 return
         except requests.RequestException:
@@ -188,7 +191,7 @@ def topology(tmp_path_factory) -> Iterator[Topology]:
         for node in topo.actions:
             _wait_ready(node, "/health", topo, deadline)
         for node in topo.rasa:
-            _wait_ready(node, "/status", topo, deadline, params={"token": topo.api_token})
+            _wait_ready(node, "/status", topo, deadline, headers=rasa_http.headers_for_secret(topo.api_token))
         yield topo
     finally:
         for node in topo.nodes:
@@ -274,7 +277,8 @@ def test_a_supporter_message_sent_through_either_server_reaches_the_leader(topol
             event = supporter_event(f"Hej, det er Sofie. {words}", "Sofie Lund", handoff_id=1)
             response = requests.post(
                 f"{node.url}/conversations/{session_id}/tracker/events",
-                params={"token": topo.api_token, "output_channel": "latest", "execute_side_effects": "true"},
+                params={"output_channel": "latest", "execute_side_effects": "true"},
+                headers=rasa_http.headers_for_secret(topo.api_token),
                 json=[event], timeout=30)
             assert response.status_code == 200, response.text
             got = leader.wait_for("bot_uttered")

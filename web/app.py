@@ -32,7 +32,7 @@ SETTINGS_KEY = web.AppKey("settings", Settings)
 
 def socket_origins(settings: Settings) -> Tuple[str, str]:
     """(http origin, ws origin) of the Rasa server the browser talks to."""
-    parts = urlsplit(settings.rasa_url)
+    parts = urlsplit(settings.rasa_public_url)
     ws_scheme = "wss" if parts.scheme == "https" else "ws"
     return f"{parts.scheme}://{parts.netloc}", f"{ws_scheme}://{parts.netloc}"
 

@@ -74,7 +74,7 @@ def render_page(settings: Settings) -> str:
     dev = settings.development
     picker = _demo_picker(profile.demo_leaders) if dev else ""
     dev_script = '<script src="/static/dev-leader.js" defer></script>' if dev else ""
-    socket_url = html.escape(settings.rasa_url, quote=True)
+    socket_url = html.escape(settings.rasa_public_url, quote=True)
     forms_url = html.escape(profile.forms_page_url, quote=True)
     phone = html.escape(profile.phone)
     hours = html.escape(profile.phone_hours)

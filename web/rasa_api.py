@@ -7,8 +7,9 @@
   bot events are stored AND sent to the leader over the channel they last
   used (socket.io), ``pause``/``resume`` change whether the bot answers.
 
-Every call has a timeout. The API token goes in the query string (Rasa's
-``--auth-token``); our log filter hides ``?token=`` in logs.
+Every call has a timeout. It authenticates with a short-lived bearer JWT in the
+``Authorization`` header (``actions.rasa_http``), never with a token in the URL, and it
+calls Rasa on its internal address (``AF_RASA_URL``), not through the public proxy.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from actions import rasa_http
 from actions.settings import Settings
 
 TIMEOUT = aiohttp.ClientTimeout(total=15, connect=5)
@@ -29,7 +31,7 @@ class RasaApiError(RuntimeError):
 class RasaApi:
     def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
         self.base = settings.rasa_url.rstrip("/")
-        self.token = settings.rasa_api_token
+        self.settings = settings
         self.session = session
 
     def _url(self, conversation_id: str, suffix: str) -> str:
@@ -38,7 +40,7 @@ class RasaApi:
     async def tracker(self, conversation_id: str) -> Dict[str, Any]:
         try:
             async with self.session.get(
-                self._url(conversation_id, "tracker"), params={"token": self.token}, timeout=TIMEOUT
+                self._url(conversation_id, "tracker"), headers=rasa_http.auth_headers(self.settings), timeout=TIMEOUT
             ) as response:
                 if response.status != 200:
                     raise RasaApiError(f"tracker: HTTP {response.status}")
@@ -47,12 +49,16 @@ class RasaApi:
             raise RasaApiError(f"tracker: {exc.__class__.__name__}") from exc
 
     async def append(self, conversation_id: str, events: List[Dict[str, Any]], deliver: bool = True) -> None:
-        params = {"token": self.token}
+        params: Dict[str, str] = {}
         if deliver:
             params.update({"output_channel": "latest", "execute_side_effects": "true"})
         try:
             async with self.session.post(
-                self._url(conversation_id, "tracker/events"), params=params, json=events, timeout=TIMEOUT
+                self._url(conversation_id, "tracker/events"),
+                params=params,
+                json=events,
+                headers=rasa_http.auth_headers(self.settings),
+                timeout=TIMEOUT,
             ) as response:
                 if response.status != 200:
                     raise RasaApiError(f"events: HTTP {response.status}")
