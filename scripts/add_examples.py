@@ -83,7 +83,10 @@ def read_rows(path: Path) -> List[Dict[str, str]]:
 
 
 def clean_text(text: str) -> str:
-    text = " ".join((text or "").split())
+    text = text or ""
+    if text.startswith("'") and text[1:2] in ("=", "+", "-", "@"):
+        text = text[1:]  # make review's guard against Excel formulas (scripts/review.py safe_cell)
+    text = " ".join(text.split())
     text = mask_cpr(text)[0].replace(CPR_MASK, "cpr-nummer")
     return _ANNOTATION_CHARS.sub("", text).strip()
 

@@ -44,6 +44,8 @@ if str(ROOT) not in sys.path:
 from actions.settings import ConfigError, Settings, get_settings  # noqa: E402
 
 DAY_SECONDS = 24 * 3600
+# Where `make review` writes the trainers' sheets (scripts/review.py).
+REVIEW_DIR = ROOT / "review"
 BATCH_SIZE = 500
 
 
@@ -182,6 +184,19 @@ def purge_logs(log_dir: Path, cutoff: float, dry_run: bool) -> int:
     return gone
 
 
+def purge_review_files(review_dir: Path, cutoff: float, dry_run: bool) -> int:
+    """The trainers' review sheets (leaders' messages, masked) not modified since ``cutoff``."""
+    if not review_dir.is_dir():
+        return 0
+    gone = 0
+    for path in sorted(review_dir.iterdir()):
+        if path.is_file() and path.suffix.lower() in {".csv", ".yml", ".yaml", ".xlsx"} and path.stat().st_mtime < cutoff:
+            gone += 1
+            if not dry_run:
+                path.unlink()
+    return gone
+
+
 def _n(count: int, one: str, many: str) -> str:
     return f"{count} {one if count == 1 else many}"
 
@@ -195,6 +210,8 @@ def main(argv: Optional[Sequence[str]] = None, settings: Optional[Settings] = No
     parser.add_argument("--dry-run", action="store_true", help="vis kun, hvad der ville blive slettet")
     parser.add_argument("--db-url", default=None, help="SQLAlchemy-URL til tracker store (standard: fra indstillingerne)")
     parser.add_argument("--no-logs", action="store_true", help="rør ikke logfilerne")
+    parser.add_argument("--review-dir", type=Path, default=None,
+                        help="mappen med trænernes gennemgangsark (standard: review/)")
     args = parser.parse_args(argv)
     try:
         settings = settings or get_settings()
@@ -218,6 +235,8 @@ def main(argv: Optional[Sequence[str]] = None, settings: Optional[Settings] = No
         print(f"Udbakke: {_n(outbox, 'leveret post', 'leverede poster')} {verb} (ikke-leverede bestillinger bliver).")
         handoffs = purge_handoffs(settings, cutoff, args.dry_run)
         print(f"Overdragelser til medarbejdere: {_n(handoffs, 'afsluttet samtale', 'afsluttede samtaler')} {verb}.")
+        review = purge_review_files(args.review_dir or REVIEW_DIR, cutoff, args.dry_run)
+        print(f"Gennemgangsark til trænerne: {_n(review, 'fil', 'filer')} {verb}.")
         if not args.no_logs:
             print(f"Logfiler: {_n(purge_logs(settings.log_dir, cutoff, args.dry_run), 'fil', 'filer')} {verb}.")
     except Exception as exc:  # an operator's cron job: one clear line, non-zero exit

