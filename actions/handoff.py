@@ -123,7 +123,7 @@ class ActionHumanHandoff(Action):
             await asyncio.to_thread(store.audit, "no_supporter", None, None, f"{conversation_id}: {duty.reason}")
             return []
 
-        handoff, _ = await asyncio.to_thread(
+        handoff, created = await asyncio.to_thread(
             lambda: store.request(
                 conversation_id,
                 leader_name=tracker.get_slot("leader_name"),
@@ -135,6 +135,18 @@ class ActionHumanHandoff(Action):
             )
         )
         position = await asyncio.to_thread(store.position, handoff.id)
+        if not created and handoff.conversation_id != conversation_id:
+            # One open hand-over per leader: they already wait or chat in another window. That
+            # conversation keeps its place (and its time-out case); this one is not paused.
+            if handoff.status == ACTIVE:
+                text = (f"Du skriver allerede med {handoff.supporter_name} fra AF i et andet chatvindue. "
+                        "Skriv til medarbejderen dér.")
+            else:
+                text = (f"Du står allerede i kø til en medarbejder fra AF i et andet chatvindue. Du er nummer "
+                        f"{position} i køen. Medarbejderen svarer dig dér. Har du lukket vinduet, og når ingen "
+                        "at tage chatten, opretter jeg en henvendelse, så AF kontakter dig.")
+            dispatcher.utter_message(text=text)
+            return []
         await asyncio.to_thread(store.audit, "requested", None, handoff, f"nummer {position} i køen")
         dispatcher.utter_message(
             text=(

@@ -14,6 +14,13 @@ One small SQLite database (``settings.handoff_db_path``, default
   being present (the console polls every couple of seconds while open).
 * ``audit`` – who took over which conversation, and when (also logins,
   hand-backs, closes, time-outs).
+* ``transcript_reads`` – which supporter read which hand-over's transcript, when
+  and how often (never the text itself). Reads in a row are one entry with a count.
+* ``login_attempts`` and ``login_nonces`` – the console's login throttling
+  (reserved *before* the password is hashed, shared by every web server process)
+  and the login forms already used. Both only hold the last few minutes.
+
+At most one open hand-over per leader (verified e-mail), and per conversation.
 
 Every state change is a single conditional ``UPDATE`` so two processes (or
 two supporters) can never both take the same chat. It does not import
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,7 +61,9 @@ CREATE TABLE IF NOT EXISTS handoffs (
     supporter_name TEXT,
     ended_at REAL,
     case_reference TEXT,
-    resumed_at REAL
+    resumed_at REAL,
+    case_correlation TEXT,
+    retry_at REAL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS handoffs_one_open
     ON handoffs(conversation_id) WHERE status IN ('waiting', 'active');
@@ -76,7 +86,35 @@ CREATE TABLE IF NOT EXISTS audit (
     conversation_id TEXT,
     detail TEXT
 );
+CREATE TABLE IF NOT EXISTS transcript_reads (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    supporter TEXT NOT NULL,
+    handoff_id INTEGER NOT NULL,
+    conversation_id TEXT NOT NULL,
+    first_at REAL NOT NULL,
+    last_at REAL NOT NULL,
+    reads INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transcript_reads_by ON transcript_reads(supporter, handoff_id, last_at);
+CREATE TABLE IF NOT EXISTS login_attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    ip TEXT NOT NULL,
+    username TEXT NOT NULL,
+    device TEXT,
+    outcome TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_attempts_at ON login_attempts(at);
+CREATE INDEX IF NOT EXISTS login_attempts_ip ON login_attempts(ip, at);
+CREATE INDEX IF NOT EXISTS login_attempts_user ON login_attempts(username, at);
+CREATE TABLE IF NOT EXISTS login_nonces (
+    nonce_hash TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
 """
+
+# Columns added after the first release: (name, type) – added to older stores at start.
+_ADDED_COLUMNS = (("resumed_at", "REAL"), ("case_correlation", "TEXT"), ("retry_at", "REAL"))
 
 
 @dataclass(frozen=True)
@@ -97,6 +135,10 @@ class Handoff:
     ended_at: Optional[float]
     case_reference: Optional[str]
     resumed_at: Optional[float] = None
+    # A random id per hand-over: the correlation id of its case, so a retried or doubled
+    # time-out (several web servers) makes the same case in ServiceNow and the outbox.
+    case_correlation: Optional[str] = None
+    retry_at: Optional[float] = None
 
     def as_dict(self) -> Dict[str, Any]:
         return dict(self.__dict__)
@@ -108,6 +150,42 @@ class Session:
     display_name: str
     csrf: str
     expires_at: float
+
+
+@dataclass(frozen=True)
+class TranscriptRead:
+    supporter: str
+    handoff_id: int
+    conversation_id: str
+    first_at: float
+    last_at: float
+    reads: int
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    """How many login attempts (failed, or still being checked) are allowed within the window.
+
+    * ``per_device`` – from a browser that has logged in as this supporter before (signed
+      cookie): it is judged only by its own attempts, so nobody else can lock it out.
+    * otherwise all of: ``per_ip`` (any user names from one address), ``per_ip_user`` (one user
+      name from one address) and ``per_user`` (one user name from every address together: a
+      guess spread over many addresses).
+    A block ends by itself when the oldest counted attempt is older than the window.
+    """
+
+    window_seconds: float = 600.0
+    per_ip: int = 20
+    per_ip_user: int = 5
+    per_user: int = 10
+    per_device: int = 5
+
+
+@dataclass(frozen=True)
+class LoginReservation:
+    attempt_id: Optional[int]
+    refused: Optional[str] = None  # None, "throttled" or "nonce" (the login form was used before)
+    retry_after: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -131,8 +209,9 @@ class HandoffStore:
         with self._db() as db:
             db.executescript(_SCHEMA)
             columns = {row[1] for row in db.execute("PRAGMA table_info(handoffs)")}
-            if "resumed_at" not in columns:  # stores created before the column existed
-                db.execute("ALTER TABLE handoffs ADD COLUMN resumed_at REAL")
+            for name, kind in _ADDED_COLUMNS:  # stores created before the column existed
+                if name not in columns:
+                    db.execute(f"ALTER TABLE handoffs ADD COLUMN {name} {kind}")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -158,8 +237,13 @@ class HandoffStore:
         wait_seconds: float,
         now: Optional[float] = None,
     ) -> Tuple[Handoff, bool]:
-        """Queue the conversation; (the open hand-over, whether it is new)."""
+        """Queue the conversation; (the open hand-over, whether it is new).
+
+        One open hand-over per conversation and per leader: when the same leader (verified
+        e-mail) already waits or chats in another conversation (another window), that one is
+        returned – check ``conversation_id`` – and nothing new is queued."""
         now = time.time() if now is None else now
+        email = (leader_email or "").strip().lower() or None
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -167,14 +251,20 @@ class HandoffStore:
                     "SELECT * FROM handoffs WHERE conversation_id = ? AND status IN ('waiting', 'active')",
                     (conversation_id,),
                 ).fetchone()
+                if row is None and email:
+                    row = db.execute(
+                        "SELECT * FROM handoffs WHERE status IN ('waiting', 'active') AND LOWER(leader_email) = ?"
+                        " ORDER BY id LIMIT 1",
+                        (email,),
+                    ).fetchone()
                 created = row is None
                 if created:
                     cursor = db.execute(
                         "INSERT INTO handoffs (conversation_id, status, leader_name, leader_email,"
-                        " leader_institution, leader_unit, topic, requested_at, deadline_at)"
-                        " VALUES (?, 'waiting', ?, ?, ?, ?, ?, ?, ?)",
-                        (conversation_id, leader_name, leader_email, leader_institution, leader_unit, topic,
-                         now, now + wait_seconds),
+                        " leader_institution, leader_unit, topic, requested_at, deadline_at, case_correlation)"
+                        " VALUES (?, 'waiting', ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (conversation_id, leader_name, email, leader_institution, leader_unit, topic,
+                         now, now + wait_seconds, uuid.uuid4().hex),
                     )
                     row = db.execute("SELECT * FROM handoffs WHERE id = ?", (cursor.lastrowid,)).fetchone()
                 db.execute("COMMIT")
@@ -281,6 +371,55 @@ class HandoffStore:
             ).fetchall()
         return [_row_to_handoff(r) for r in rows]
 
+    def claim_not_resumed(self, older_than: float, now: Optional[float] = None) -> List[Handoff]:
+        """Like ``not_resumed``, but each is handed to one caller per ``older_than`` seconds (``retry_at``),
+        so two web servers do not retry the same conversation at the same time."""
+        now = time.time() if now is None else now
+        claimed: List[Handoff] = []
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT id FROM handoffs WHERE status IN ('returned', 'closed', 'timed_out') AND resumed_at IS NULL"
+                " AND COALESCE(retry_at, ended_at) <= ? ORDER BY ended_at",
+                (now - older_than,),
+            ).fetchall()
+            for (handoff_id,) in rows:
+                cursor = db.execute(
+                    "UPDATE handoffs SET retry_at = ? WHERE id = ? AND resumed_at IS NULL"
+                    " AND COALESCE(retry_at, ended_at) <= ?",
+                    (now, handoff_id, now - older_than),
+                )
+                if cursor.rowcount == 1:
+                    row = db.execute("SELECT * FROM handoffs WHERE id = ?", (handoff_id,)).fetchone()
+                    claimed.append(_row_to_handoff(row))
+        return claimed
+
+    def case_correlation(self, handoff_id: int) -> str:
+        """The hand-over's case correlation id (made now for rows from before the column existed)."""
+        with self._db() as db:
+            db.execute("UPDATE handoffs SET case_correlation = ? WHERE id = ? AND case_correlation IS NULL",
+                       (uuid.uuid4().hex, handoff_id))
+            row = db.execute("SELECT case_correlation FROM handoffs WHERE id = ?", (handoff_id,)).fetchone()
+        if row is None:
+            raise KeyError(handoff_id)
+        return row[0]
+
+    def recent_timeout_cases(self, leader_email: str, since: float, exclude_id: Optional[int] = None) -> List[str]:
+        """Case references of this leader's time-outs ("ønsker at blive kontaktet") since ``since``, newest first."""
+        email = (leader_email or "").strip().lower()
+        if not email:
+            return []
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT case_reference FROM handoffs WHERE status = 'timed_out' AND case_reference IS NOT NULL"
+                " AND LOWER(leader_email) = ? AND ended_at >= ? AND id <> ? ORDER BY ended_at DESC, id DESC",
+                (email, since, -1 if exclude_id is None else exclude_id),
+            ).fetchall()
+        seen: List[str] = []
+        for (reference,) in rows:
+            if reference not in seen:
+                seen.append(reference)
+        return seen
+
     def set_case_reference(self, handoff_id: int, reference: str) -> None:
         with self._db() as db:
             db.execute("UPDATE handoffs SET case_reference = ? WHERE id = ?", (reference, handoff_id))
@@ -300,7 +439,10 @@ class HandoffStore:
                 (before,),
             )
             db.execute("DELETE FROM audit WHERE at < ?", (before,))
+            db.execute("DELETE FROM transcript_reads WHERE last_at < ?", (before,))
             db.execute("DELETE FROM sessions WHERE expires_at < ?", (before,))
+            db.execute("DELETE FROM login_attempts WHERE at < ?", (before,))
+            db.execute("DELETE FROM login_nonces WHERE expires_at < ?", (before,))
         return cursor.rowcount
 
     # -- console sessions and presence -------------------------------------------
@@ -332,6 +474,89 @@ class HandoffStore:
         with self._db() as db:
             db.execute("DELETE FROM sessions WHERE sid_hash = ?", (sid_hash,))
 
+    def delete_sessions_for(self, username: str) -> int:
+        """End every session of a supporter (removed from the supporters file); how many."""
+        with self._db() as db:
+            return db.execute("DELETE FROM sessions WHERE username = ?", (username,)).rowcount
+
+    # -- login throttling ------------------------------------------------------------
+    def reserve_login(self, *, ip: str, username: str, device: Optional[str], nonce_hash: str,
+                      nonce_expires_at: float, limits: LoginLimits = LoginLimits(),
+                      now: Optional[float] = None) -> LoginReservation:
+        """Count a login attempt *before* its password is checked, and use up its login form.
+
+        One transaction, so parallel attempts are counted one by one: when the limits are reached
+        the attempt is refused (``throttled``, with the seconds until it may be tried again) without
+        a hash; a login form (nonce) seen before is refused (``nonce``). Otherwise the attempt is
+        stored as ``pending`` until ``finish_login``. Rows older than the window are deleted here,
+        so the tables stay small."""
+        now = time.time() if now is None else now
+        since = now - limits.window_seconds
+        if device:
+            checks = [("device = ?", (device,), limits.per_device)]
+        else:
+            checks = [
+                ("ip = ? AND device IS NULL", (ip,), limits.per_ip),
+                ("ip = ? AND username = ? AND device IS NULL", (ip, username), limits.per_ip_user),
+                ("username = ? AND device IS NULL", (username,), limits.per_user),
+            ]
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("DELETE FROM login_attempts WHERE at < ?", (since,))
+                db.execute("DELETE FROM login_nonces WHERE expires_at <= ?", (now,))
+                retry_after: Optional[float] = None
+                for where, params, limit in checks:
+                    rows = db.execute(
+                        f"SELECT at FROM login_attempts WHERE {where} AND outcome <> 'ok' AND at >= ?"
+                        " ORDER BY at DESC LIMIT ?",
+                        (*params, since, limit),
+                    ).fetchall()
+                    if len(rows) >= limit:
+                        # free again when the limit-th newest counted attempt leaves the window
+                        wait = max(1.0, rows[-1][0] + limits.window_seconds - now)
+                        retry_after = max(retry_after or 0.0, wait)
+                if retry_after is not None:
+                    reservation = LoginReservation(None, "throttled", retry_after)
+                elif db.execute("SELECT 1 FROM login_nonces WHERE nonce_hash = ?", (nonce_hash,)).fetchone():
+                    reservation = LoginReservation(None, "nonce")
+                else:
+                    db.execute("INSERT INTO login_nonces (nonce_hash, expires_at) VALUES (?, ?)",
+                               (nonce_hash, nonce_expires_at))
+                    cursor = db.execute(
+                        "INSERT INTO login_attempts (at, ip, username, device, outcome) VALUES (?, ?, ?, ?, 'pending')",
+                        (now, ip, username, device),
+                    )
+                    reservation = LoginReservation(cursor.lastrowid)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return reservation
+
+    def finish_login(self, attempt_id: int, ok: bool) -> None:
+        """The password was checked. A right one no longer counts, and clears that browser's or
+        address's earlier failures for the user name; a wrong one keeps counting until it ages out."""
+        with self._db() as db:
+            row = db.execute("SELECT ip, username, device FROM login_attempts WHERE id = ?", (attempt_id,)).fetchone()
+            if row is None:
+                return
+            db.execute("UPDATE login_attempts SET outcome = ? WHERE id = ?", ("ok" if ok else "failed", attempt_id))
+            if ok:
+                if row["device"]:
+                    db.execute("DELETE FROM login_attempts WHERE device = ? AND outcome = 'failed'", (row["device"],))
+                else:
+                    db.execute(
+                        "DELETE FROM login_attempts WHERE ip = ? AND username = ? AND device IS NULL"
+                        " AND outcome = 'failed'",
+                        (row["ip"], row["username"]),
+                    )
+
+    def cancel_login(self, attempt_id: int) -> None:
+        """The attempt was never checked (too many hashes at once): it does not count."""
+        with self._db() as db:
+            db.execute("DELETE FROM login_attempts WHERE id = ?", (attempt_id,))
+
     def present_supporters(self, window_seconds: float, now: Optional[float] = None) -> List[str]:
         """Usernames with a live console session used within the window."""
         now = time.time() if now is None else now
@@ -360,6 +585,43 @@ class HandoffStore:
                 (max(1, min(int(limit), 1000)),),
             ).fetchall()
         return [AuditEntry(*tuple(r)) for r in rows]
+
+    def record_read(self, supporter: str, handoff: Handoff, now: Optional[float] = None,
+                    coalesce_seconds: float = 300.0) -> None:
+        """A supporter read a hand-over's transcript. The console polls while a chat is open, so reads
+        by the same supporter of the same chat with less than ``coalesce_seconds`` between them are one
+        entry (first and last time, and how many reads)."""
+        now = time.time() if now is None else now
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = db.execute(
+                    "UPDATE transcript_reads SET last_at = ?, reads = reads + 1 WHERE id = ("
+                    "SELECT id FROM transcript_reads WHERE supporter = ? AND handoff_id = ? AND last_at >= ?"
+                    " ORDER BY id DESC LIMIT 1)",
+                    (now, supporter, handoff.id, now - coalesce_seconds),
+                )
+                if cursor.rowcount == 0:
+                    db.execute(
+                        "INSERT INTO transcript_reads (supporter, handoff_id, conversation_id, first_at, last_at, reads)"
+                        " VALUES (?, ?, ?, ?, ?, 1)",
+                        (supporter, handoff.id, handoff.conversation_id, now, now),
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def transcript_reads(self, limit: int = 100, handoff_id: Optional[int] = None) -> List[TranscriptRead]:
+        """Who read which transcript, the latest first."""
+        where, params = ("WHERE handoff_id = ?", (handoff_id,)) if handoff_id is not None else ("", ())
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT supporter, handoff_id, conversation_id, first_at, last_at, reads FROM transcript_reads"
+                f" {where} ORDER BY last_at DESC, id DESC LIMIT ?",
+                (*params, max(1, min(int(limit), 10000))),
+            ).fetchall()
+        return [TranscriptRead(*tuple(r)) for r in rows]
 
 
 # -- who is on duty -------------------------------------------------------------------

@@ -10,6 +10,7 @@ says so loudly when it starts.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -152,6 +153,8 @@ class Settings:
     web_session_key: str
     web_session_minutes: int
     supporters_file: Path
+    # Reverse proxies whose X-Forwarded-For names the browser (IPs or networks); none by default.
+    web_trusted_proxies: Tuple[str, ...]
     handoff_wait_seconds: int
     handoff_presence_seconds: int
     handoff_opening_hours: str
@@ -257,6 +260,7 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         web_session_key=_secret(env, "AF_WEB_SESSION_KEY", DEV_WEB_SESSION_KEY, dev),
         web_session_minutes=_int(env, "AF_WEB_SESSION_MINUTES", 480, 1, 24 * 60),
         supporters_file=_path(env, "AF_SUPPORTERS_FILE", var_dir / "supporters.yml"),
+        web_trusted_proxies=_list(env, "AF_WEB_TRUSTED_PROXIES", ()),
         handoff_wait_seconds=_int(env, "AF_HANDOFF_WAIT_SECONDS", 180, 5, 3600),
         handoff_presence_seconds=_int(env, "AF_HANDOFF_PRESENCE_SECONDS", 90, 10, 3600),
         handoff_opening_hours=_str(env, "AF_HANDOFF_OPENING_HOURS", "always" if dev else "profile").lower(),
@@ -286,6 +290,11 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         raise ConfigError("AF_TRACKER_STORE skal være sqlite eller postgres")
     if settings.handoff_opening_hours not in {"profile", "always"}:
         raise ConfigError("AF_HANDOFF_OPENING_HOURS skal være profile eller always")
+    for proxy in settings.web_trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"AF_WEB_TRUSTED_PROXIES: {proxy!r} er ikke en IP-adresse eller et netværk") from exc
     if settings.lock_store not in {"memory", "redis"}:
         raise ConfigError("AF_LOCK_STORE skal være memory eller redis")
     if settings.socketio_manager not in {"local", "redis"}:

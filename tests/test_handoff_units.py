@@ -28,7 +28,8 @@ def at(*args) -> float:
 
 
 def queue(store: HandoffStore, conversation: str, now: float, wait: float = 60):
-    return store.request(conversation, leader_name="Mette Hansen", leader_email="mette.hansen@buf.kk.dk",
+    # one leader per conversation: a leader has at most one open hand-over (tests/test_console_security.py)
+    return store.request(conversation, leader_name="Mette Hansen", leader_email=f"leder.{conversation}@buf.kk.dk",
                          leader_institution="Valby Skole", leader_unit="af-syd", topic="løn",
                          wait_seconds=wait, now=now)
 

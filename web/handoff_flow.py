@@ -12,6 +12,11 @@
   when we know who the leader is (so the request is never dropped, even if
   they left the page), and offer to book a meeting. Without a verified
   identity we cannot create the case for them, so the bot offers it.
+  One case per request: the case carries the hand-over's own correlation id
+  (``Handoff.case_correlation``), so a retried time-out – also from another
+  web server – finds the same case in ServiceNow and the outbox; and when the
+  same leader's earlier time-out case (within ``TIMEOUT_CASE_REUSE_SECONDS``)
+  is still open, that case is named again instead of making a new one.
 
 Resuming appends ``resume`` and an ``action_listen`` so the next message of
 the leader is handled exactly like a fresh turn (rules match again).
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -37,6 +43,9 @@ log = logging.getLogger(__name__)
 MAX_SUPPORTER_MESSAGE = 2000
 SWEEP_SECONDS = 1.0
 RESUME_RETRY_SECONDS = 10.0
+# A leader who asks again after a time-out, while the "ønsker at blive kontaktet" case from then is still
+# open, gets that case named again (a working day; AF contacts them about it anyway).
+TIMEOUT_CASE_REUSE_SECONDS = 8 * 3600
 
 
 class FlowError(Exception):
@@ -92,6 +101,7 @@ class Flow:
     async def _create_case(self, handoff: Handoff, tracker: Dict[str, Any], short: str, intro: str,
                            urgency: Optional[str] = None) -> case_service.SubmitResult:
         items = transcript.entries(tracker, handoff.leader_name or "Lederen")
+        correlation = handoff.case_correlation or await asyncio.to_thread(self.store.case_correlation, handoff.id)
         request = case_service.CaseRequest(
             request_type="help",
             topic=self._topic_for_case(handoff, tracker),
@@ -102,8 +112,22 @@ class Flow:
             institution=handoff.leader_institution or "",
             summary=transcript.as_text(items),
             short_description=f"{short} – {handoff.leader_institution or handoff.leader_name or 'leder'}",
+            correlation_id=correlation,  # the same request is the same case, however often it is sent
         )
         return await case_service.submit_case(request)
+
+    async def _open_earlier_case(self, handoff: Handoff) -> Optional[str]:
+        """The leader's still open case from an earlier time-out, if any (ServiceNow unreachable: the newest)."""
+        earlier = await asyncio.to_thread(self.store.recent_timeout_cases, handoff.leader_email or "",
+                                          time.time() - TIMEOUT_CASE_REUSE_SECONDS, handoff.id)
+        if not earlier:
+            return None
+        try:
+            open_numbers = {c.number for c in await case_service.list_open_cases(handoff.leader_email or "", 20)}
+        except Exception:  # cannot ask: do not risk a new case per time-out while ServiceNow is away
+            log.warning("Kunne ikke se lederens åbne sager; genbruger %s", earlier[0])
+            return earlier[0]
+        return next((reference for reference in earlier if reference in open_numbers), None)
 
     # -- the supporter's steps ----------------------------------------------------------
     async def take_over(self, handoff_id: int, username: str, name: str) -> Handoff:
@@ -186,6 +210,15 @@ class Flow:
         """Bring the bot back for a hand-over nobody took. Returns the case reference, if any."""
         reference = handoff.case_reference  # set when this is a retry
         promise = ""
+        reused = False
+        if handoff.leader_email and not reference:
+            try:
+                reference = await self._open_earlier_case(handoff)
+                if reference:
+                    reused = True
+                    await asyncio.to_thread(self.store.set_case_reference, handoff.id, reference)
+            except Exception:
+                log.exception("Tidligere henvendelser for chat %s kunne ikke slås op", handoff.id)
         if handoff.leader_email and not reference:
             try:
                 tracker = await self.api.tracker(handoff.conversation_id)
@@ -200,8 +233,17 @@ class Flow:
                 log.exception("Henvendelsen for chat %s kunne ikke oprettes", handoff.id)
         if handoff.case_reference is None:  # not on retries
             await asyncio.to_thread(self.store.audit, "timeout", None, handoff,
-                                    f"sag {reference}" if reference else "ingen sag")
-        if reference:
+                                    (f"samme sag som før: {reference}" if reused else f"sag {reference}")
+                                    if reference else "ingen sag")
+        if reused:
+            text = (
+                "Undskyld ventetiden. Ingen medarbejder nåede at tage chatten. Du har allerede en henvendelse hos "
+                f"AF ({reference}) fra tidligere, så en medarbejder kontakter dig. "
+                "Vil du hellere booke et møde, kan du gøre det her."
+            )
+            buttons = [{"title": "Book et møde med AF", "payload": "/book_meeting"},
+                       {"title": "Find en blanket", "payload": "/find_form"}]
+        elif reference:
             text = (
                 "Undskyld ventetiden. Ingen medarbejder nåede at tage chatten. Jeg har oprettet en henvendelse "
                 f"til AF ({reference}), så en medarbejder kontakter dig{' ' + promise if promise else ''}. "
@@ -224,7 +266,7 @@ class Flow:
         """Time out every waiting hand-over past its deadline, and retry resumes that failed; how many."""
         due = await asyncio.to_thread(self.store.claim_timed_out)
         due_ids = {h.id for h in due}
-        stuck = [h for h in await asyncio.to_thread(self.store.not_resumed, RESUME_RETRY_SECONDS)
+        stuck = [h for h in await asyncio.to_thread(self.store.claim_not_resumed, RESUME_RETRY_SECONDS)
                  if h.id not in due_ids]
         for handoff in due + stuck:
             try:

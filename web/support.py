@@ -3,19 +3,25 @@
 Pages and endpoints (every one except the login form needs a valid session;
 without one the page redirects to the login form and the API answers 401):
 
-* ``GET  /support/login``, ``POST /support/login`` – log in (double-submit CSRF nonce).
+* ``GET  /support/login``, ``POST /support/login`` – log in (double-submit CSRF nonce,
+  single use, ten minutes; throttled per address, user name and known browser in the
+  shared store *before* the password is hashed; at most ``MAX_CONCURRENT_HASHES`` hashes at once).
 * ``POST /support/logout``
 * ``GET  /support`` – the console; ``GET /support/assets/support.js`` – its script.
 * ``GET  /support/api/queue`` – waiting and active chats (polled every 1.5 s;
   it also marks the supporter as present, which is what "on duty" means).
-* ``GET  /support/api/handoffs/{id}`` – one chat with its transcript (from Rasa's tracker).
+* ``GET  /support/api/handoffs/{id}`` – one chat with its transcript (from Rasa's tracker):
+  only a waiting chat or one this supporter took; every read is recorded (``transcript_reads``).
 * ``POST /support/api/handoffs/{id}/take|messages|return|close`` – the supporter's steps.
 * ``GET  /support/api/audit`` – the latest audit entries.
 
 Every POST needs the session's CSRF token (``X-CSRF-Token`` header, or the
 ``csrf`` form field) and, when the browser sends one, a same-origin
 ``Origin``. Cookies are HttpOnly, SameSite=Strict, path /support, Secure
-outside development mode.
+outside development mode. Every request checks that the supporter is still in
+the supporters file; one who was removed loses her sessions at once. Each client
+(session, or address before login) gets at most ``RATE_BURST`` requests at once
+and ``RATE_PER_SECOND`` after that (in memory, per process: a flood brake).
 
 The web server also runs the time-out task (``web.handoff_flow.run_timeouts``).
 
@@ -24,6 +30,7 @@ CLI for the operator::
     python -m web.support add-supporter --username sofie.lund --name "Sofie Lund"
     python -m web.support list-supporters
     python -m web.support audit [--limit 50]
+    python -m web.support reads [--limit 50] [--handoff 7]
 """
 from __future__ import annotations
 
@@ -33,21 +40,23 @@ import getpass
 import hmac
 import html
 import logging
+import math
 import sys
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Deque, Dict, Optional
+from typing import Any, Awaitable, Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
-from actions.handoff_store import ACTIVE, Handoff, HandoffStore, Session, get_store
-from actions.profile import get_profile
+from actions.handoff_store import ACTIVE, WAITING, Handoff, HandoffStore, LoginLimits, Session, get_store
+from actions.profile import load_profile
 from actions.settings import Settings, get_settings
 from web import support_auth, transcript
+from web.app import client_ip
 from web.handoff_flow import Flow, FlowError, run_timeouts
 from web.rasa_api import RasaApi, RasaApiError
 
@@ -56,14 +65,60 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE = "af_support_session"
 LOGIN_COOKIE = "af_support_login"
+DEVICE_COOKIE = "af_support_device"
 COOKIE_PATH = "/support"
-LOGIN_WINDOW_SECONDS = 600
-LOGIN_MAX_FAILURES = 5
+DEVICE_COOKIE_PATH = "/support/login"
+LOGIN_LIMITS = LoginLimits()
+MAX_CONCURRENT_HASHES = 4  # scrypt takes ~16 MiB and a CPU core for a moment; more at once get 503
+RATE_PER_SECOND, RATE_BURST = 20.0, 100  # per client; the open console makes about 1.5 requests a second
+READ_FORBIDDEN = ("Du kan kun læse samtaler, der venter, og dem, du selv har taget. "
+                  "Samtalen er hos en anden medarbejder eller afsluttet.")
+
+
+class HashSlots:
+    """At most ``size`` password checks at once in this process; the rest are refused, not queued."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.used = size, 0
+
+    def try_acquire(self) -> bool:
+        if self.used >= self.size:
+            return False
+        self.used += 1
+        return True
+
+    def release(self) -> None:
+        self.used = max(0, self.used - 1)
+
+
+class RateLimiter:
+    """Token buckets per client key, in memory, at most ``max_clients`` remembered (oldest dropped)."""
+
+    def __init__(self, rate: float, burst: int, max_clients: int = 10_000) -> None:
+        self.rate, self.burst, self.max_clients = rate, float(burst), max_clients
+        self.buckets: "OrderedDict[str, Tuple[float, float]]" = OrderedDict()
+
+    def wait(self, key: str, now: float) -> float:
+        """0 when the request may go ahead, else the seconds until it may."""
+        tokens, at = self.buckets.pop(key, (self.burst, now))
+        tokens = min(self.burst, tokens + max(0.0, now - at) * self.rate)
+        wait = 0.0
+        if tokens >= 1:
+            tokens -= 1
+        else:
+            wait = (1 - tokens) / self.rate
+        self.buckets[key] = (tokens, now)
+        while len(self.buckets) > self.max_clients:
+            self.buckets.popitem(last=False)
+        return wait
+
 
 SETTINGS = web.AppKey("support_settings", Settings)
 STORE = web.AppKey("support_store", HandoffStore)
 FLOW = web.AppKey("support_flow", Flow)
-FAILURES = web.AppKey("support_failures", dict)
+CLOCK = web.AppKey("support_clock", object)  # () -> unix time; tests replace it
+HASH_SLOTS = web.AppKey("support_hash_slots", HashSlots)
+LIMITER = web.AppKey("support_limiter", RateLimiter)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -96,12 +151,23 @@ def _unauthorised(request: web.Request) -> web.StreamResponse:
     return web.json_response({"error": "Du er ikke logget ind. Log ind igen."}, status=401)
 
 
+def _live_session(store: HandoffStore, settings: Settings, sid: str) -> Optional[Session]:
+    session = store.touch_session(sid)
+    if session is None or support_auth.is_supporter(settings, session.username):
+        return session
+    # removed from the supporters file: every session of hers ends now (and so does her presence)
+    store.delete_sessions_for(session.username)
+    store.audit("session_revoked", session.username, detail="fjernet fra medarbejderfilen")
+    log.warning("%s er ikke længere medarbejder; sessionerne er lukket", session.username)
+    return None
+
+
 async def current_session(request: web.Request) -> Optional[Session]:
     settings = request.app[SETTINGS]
     sid = support_auth.session_id_from_cookie(settings, request.cookies.get(SESSION_COOKIE))
     if sid is None:
         return None
-    return await asyncio.to_thread(request.app[STORE].touch_session, sid)
+    return await asyncio.to_thread(_live_session, request.app[STORE], settings, sid)
 
 
 def requires_session(handler: Callable[[web.Request, Session], Awaitable[web.StreamResponse]]) -> Handler:
@@ -257,44 +323,66 @@ async def login_form(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     if await current_session(request) is not None:
         raise web.HTTPSeeOther("/support")
-    cookie, nonce = support_auth.login_nonce(settings)
+    cookie, nonce = support_auth.login_nonce(settings, request.app[CLOCK]())
     response = web.Response(text=render_login(nonce), content_type="text/html", charset="utf-8")
-    _set_cookie(response, request, settings, LOGIN_COOKIE, cookie, 3600)
+    _set_cookie(response, request, settings, LOGIN_COOKIE, cookie, support_auth.NONCE_SECONDS)
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-def _too_many_failures(request: web.Request, username: str, now: float) -> bool:
-    failures: Deque[float] = request.app[FAILURES][username]
-    while failures and failures[0] < now - LOGIN_WINDOW_SECONDS:
-        failures.popleft()
-    return len(failures) >= LOGIN_MAX_FAILURES
+def _minutes(seconds: float) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    return "et minut" if minutes == 1 else f"{minutes} minutter"
 
 
 async def login(request: web.Request) -> web.StreamResponse:
+    """Log in. In this order, so that nothing expensive happens for a refused attempt:
+    form and nonce signature and age → reserve the attempt in the shared store (throttling,
+    single-use nonce) → a free hashing slot → the password hash → record the outcome."""
     settings = request.app[SETTINGS]
     store = request.app[STORE]
+    now = request.app[CLOCK]()
     form = await request.post()
     username = str(form.get("username", ""))[:64].strip().lower()
     password = str(form.get("password", ""))[:1024]
+    nonce = str(form.get("csrf", ""))
 
-    def refuse(message: str, status: int) -> web.Response:
-        cookie, nonce = support_auth.login_nonce(settings)
-        response = web.Response(text=render_login(nonce, message, username), status=status,
+    def refuse(message: str, status: int, retry_after: Optional[float] = None) -> web.Response:
+        cookie, fresh = support_auth.login_nonce(settings, now)
+        response = web.Response(text=render_login(fresh, message, username), status=status,
                                 content_type="text/html", charset="utf-8")
-        _set_cookie(response, request, settings, LOGIN_COOKIE, cookie, 3600)
+        _set_cookie(response, request, settings, LOGIN_COOKIE, cookie, support_auth.NONCE_SECONDS)
+        response.headers["Cache-Control"] = "no-store"
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
         return response
 
     if not _same_origin(request) or not support_auth.login_nonce_ok(
-        settings, request.cookies.get(LOGIN_COOKIE), str(form.get("csrf", ""))
+        settings, request.cookies.get(LOGIN_COOKIE), nonce, now
     ):
         return refuse("Formularen var for gammel. Prøv igen.", 403)
-    now = time.time()
-    if _too_many_failures(request, username, now):
-        return refuse("For mange forkerte forsøg. Vent ti minutter, og prøv igen.", 429)
-    supporter = await asyncio.to_thread(support_auth.authenticate, settings, username, password)
+    device_value = request.cookies.get(DEVICE_COOKIE)
+    device = support_auth.device_id(settings, device_value, username)
+    reservation = await asyncio.to_thread(
+        store.reserve_login, ip=client_ip(request), username=username, device=device,
+        nonce_hash=support_auth.nonce_hash(nonce), nonce_expires_at=now + support_auth.NONCE_SECONDS,
+        limits=LOGIN_LIMITS, now=now,
+    )
+    if reservation.refused == "throttled":
+        return refuse(f"For mange forkerte forsøg. Vent {_minutes(reservation.retry_after)}, og prøv igen.", 429,
+                      reservation.retry_after)
+    if reservation.refused == "nonce" or reservation.attempt_id is None:
+        return refuse("Formularen er allerede brugt. Prøv igen.", 403)
+    slots = request.app[HASH_SLOTS]
+    if not slots.try_acquire():
+        await asyncio.to_thread(store.cancel_login, reservation.attempt_id)
+        return refuse("Der er travlt lige nu. Vent et øjeblik, og prøv igen.", 503, 2)
+    try:
+        supporter = await asyncio.to_thread(support_auth.authenticate, settings, username, password)
+    finally:
+        slots.release()
+    await asyncio.to_thread(store.finish_login, reservation.attempt_id, supporter is not None)
     if supporter is None:
-        request.app[FAILURES][username].append(now)
         await asyncio.to_thread(store.audit, "login_failed", username[:64] or None)
         return refuse("Forkert brugernavn eller adgangskode.", 401)
     cookie, sid_hash, csrf, expires_at = support_auth.new_session_cookie(settings)
@@ -302,6 +390,10 @@ async def login(request: web.Request) -> web.StreamResponse:
     await asyncio.to_thread(store.audit, "login", supporter.username)
     response = web.HTTPSeeOther("/support")
     _set_cookie(response, request, settings, SESSION_COOKIE, cookie, settings.web_session_minutes * 60)
+    # remember this browser as hers: others' wrong guesses never lock it out
+    response.set_cookie(DEVICE_COOKIE, device_value if device else support_auth.device_cookie(settings, supporter.username),
+                        max_age=support_auth.DEVICE_DAYS * 86400, path=DEVICE_COOKIE_PATH, httponly=True,
+                        samesite="Strict", secure=_secure(request, settings))
     response.del_cookie(LOGIN_COOKIE, path=COOKIE_PATH)
     raise response
 
@@ -348,13 +440,17 @@ async def api_queue(request: web.Request, session: Session) -> web.Response:
 
 @requires_session
 async def api_handoff(request: web.Request, session: Session) -> web.Response:
-    handoff = await asyncio.to_thread(request.app[STORE].get, _handoff_id(request))
+    store = request.app[STORE]
+    handoff = await asyncio.to_thread(store.get, _handoff_id(request))
     if handoff is None:
         raise web.HTTPNotFound()
+    if handoff.status != WAITING and handoff.supporter != session.username:
+        return web.json_response({"error": READ_FORBIDDEN}, status=403)
     try:
         tracker = await request.app[FLOW].api.tracker(handoff.conversation_id)
     except RasaApiError as exc:
         return _rasa_error(exc)
+    await asyncio.to_thread(store.record_read, session.username, handoff)  # who, when, which – never the text
     return web.json_response({
         "handoff": _handoff_json(handoff, session, time.time()),
         "transcript": transcript.entries(tracker, handoff.leader_name or "Lederen"),
@@ -408,10 +504,27 @@ async def api_audit(request: web.Request, session: Session) -> web.Response:
 
 
 # --------------------------------------------------------------------------- app wiring
+@web.middleware
+async def _rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/support"):
+        return await handler(request)
+    sid = support_auth.session_id_from_cookie(request.app[SETTINGS], request.cookies.get(SESSION_COOKIE))
+    key = f"session:{sid}" if sid else f"ip:{client_ip(request)}"  # a forged cookie is no new key
+    wait = request.app[LIMITER].wait(key, time.monotonic())
+    if wait <= 0:
+        return await handler(request)
+    message = "Du sender for mange forespørgsler. Vent et øjeblik, og prøv igen."
+    headers = {"Retry-After": str(max(1, math.ceil(wait)))}
+    if request.path.startswith("/support/api/"):
+        return web.json_response({"error": message}, status=429, headers=headers)
+    return web.Response(text=message, status=429, headers=headers, content_type="text/plain", charset="utf-8")
+
+
 async def _background(app: web.Application):
     settings = app[SETTINGS]
     session = aiohttp.ClientSession()
-    app[FLOW] = Flow(settings, get_profile(), app[STORE], RasaApi(settings, session))
+    # the profile named by this app's settings (not the process environment's)
+    app[FLOW] = Flow(settings, load_profile(settings.profile_dir), app[STORE], RasaApi(settings, session))
     task = asyncio.create_task(run_timeouts(app[FLOW]))
     yield
     task.cancel()
@@ -425,7 +538,10 @@ async def _background(app: web.Application):
 def setup(app: web.Application, settings: Settings) -> None:
     app[SETTINGS] = settings
     app[STORE] = get_store(settings)
-    app[FAILURES] = defaultdict(deque)
+    app[CLOCK] = time.time
+    app[HASH_SLOTS] = HashSlots(MAX_CONCURRENT_HASHES)
+    app[LIMITER] = RateLimiter(RATE_PER_SECOND, RATE_BURST)
+    app.middlewares.append(_rate_limit)
     app.cleanup_ctx.append(_background)
     app.router.add_get("/support/login", login_form)
     app.router.add_post("/support/login", login)
@@ -453,6 +569,9 @@ def _cli(argv: Optional[list] = None) -> int:
     commands.add_parser("list-supporters", help="vis medarbejderne")
     audit = commands.add_parser("audit", help="vis loggen over overtagelser")
     audit.add_argument("--limit", type=int, default=50)
+    reads = commands.add_parser("reads", help="vis hvem der har læst hvilke samtaler")
+    reads.add_argument("--limit", type=int, default=50)
+    reads.add_argument("--handoff", type=int, default=None, help="kun denne chat (nummer)")
     args = parser.parse_args(argv)
     settings = get_settings()
 
@@ -474,6 +593,12 @@ def _cli(argv: Optional[list] = None) -> int:
     if args.command == "list-supporters":
         for supporter in support_auth.load_supporters(settings.supporters_file).values():
             print(f"{supporter.username}\t{supporter.name}")
+        return 0
+    if args.command == "reads":
+        print("første\tseneste\tmedarbejder\tchat\tsamtale\tvisninger")
+        for read in get_store(settings).transcript_reads(args.limit, args.handoff):
+            first, last = (datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S") for t in (read.first_at, read.last_at))
+            print(f"{first}\t{last}\t{read.supporter}\t{read.handoff_id}\t{read.conversation_id}\t{read.reads}")
         return 0
     for entry in get_store(settings).audit_entries(args.limit):
         stamp = datetime.fromtimestamp(entry.at).strftime("%Y-%m-%d %H:%M:%S")

@@ -10,8 +10,9 @@ Supporters are configured by the operator in ``settings.supporters_file``
 
 Add one with ``python -m web.support add-supporter --username sofie.lund
 --name "Sofie Lund"`` (asks for the password twice). Passwords are hashed
-with scrypt from the standard library; the file is re-read at every login, so
-edits take effect without a restart.
+with scrypt from the standard library; the file is read again whenever it
+changes (checked on every console request), so edits take effect without a
+restart, and a supporter removed from it loses her sessions at once.
 
 In development mode one demo supporter (``DEV_SUPPORTER_USERNAME`` /
 ``DEV_SUPPORTER_PASSWORD`` in actions/settings.py) can log in as well. It is
@@ -22,16 +23,26 @@ Sessions: the cookie holds a random session id plus its HMAC with
 ``settings.web_session_key``; the store keeps only a hash of the id, the
 supporter, the expiry (``settings.web_session_minutes`` after login) and the
 session's CSRF token.
+
+Login form: a signed double-submit nonce that carries when it was issued; it
+expires after ``NONCE_SECONDS`` and the store refuses it the second time.
+
+Known browser: after a successful login the browser gets a signed cookie naming
+the supporter (``device_cookie``). Login attempts from it are throttled on their
+own, so other people's wrong guesses never lock a supporter out of her own
+browser (docs/handoff.md, "Login throttling").
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import yaml
 
@@ -41,6 +52,10 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 DEMO_SUPPORTER_NAME = "Sofie Lund"
 MIN_PASSWORD_LENGTH = 12
+NONCE_SECONDS = 600  # a login form is good for ten minutes, once
+DEVICE_DAYS = 180  # how long a browser is remembered as a supporter's own
+
+log = logging.getLogger(__name__)
 
 
 class SupporterFileError(ValueError):
@@ -111,11 +126,43 @@ def demo_supporter() -> Supporter:
     return Supporter(DEV_SUPPORTER_USERNAME, DEMO_SUPPORTER_NAME, _demo_hash[0])
 
 
+_file_cache: Dict[str, Tuple[Optional[tuple], Dict[str, Supporter]]] = {}
+_file_lock = threading.Lock()
+
+
+def _file_supporters(path: Path) -> Dict[str, Supporter]:
+    """``load_supporters(path)``, read again only when the file changed (size, time, inode)."""
+    try:
+        st = path.stat()
+        version: Optional[tuple] = (st.st_mtime_ns, st.st_size, st.st_ino)
+    except FileNotFoundError:
+        version = None
+    with _file_lock:
+        cached = _file_cache.get(str(path))
+        if cached is not None and cached[0] == version:
+            return dict(cached[1])
+    found = load_supporters(path) if version is not None else {}
+    with _file_lock:
+        _file_cache[str(path)] = (version, found)
+    return dict(found)
+
+
 def supporters(settings: Settings) -> Dict[str, Supporter]:
-    found = load_supporters(settings.supporters_file)
+    found = _file_supporters(settings.supporters_file)
     if settings.development and DEV_SUPPORTER_USERNAME not in found:
         found[DEV_SUPPORTER_USERNAME] = demo_supporter()
     return found
+
+
+def is_supporter(settings: Settings, username: str) -> bool:
+    """Whether ``username`` may still use the console (checked on every request).
+
+    A broken supporters file fails closed: nobody is let in until it is fixed."""
+    try:
+        return username in supporters(settings)
+    except (SupporterFileError, OSError, yaml.YAMLError) as exc:
+        log.error("Medarbejderfilen kan ikke læses, så ingen kan bruge konsollen: %s", exc)
+        return False
 
 
 def authenticate(settings: Settings, username: str, password: str) -> Optional[Supporter]:
@@ -140,10 +187,16 @@ def add_supporter(path: Path, username: str, name: str, password: str) -> Suppor
         raise SupporterFileError(f"Adgangskoden skal være mindst {MIN_PASSWORD_LENGTH} tegn.")
     existing = load_supporters(path)
     existing[username] = Supporter(username, name.strip(), hash_password(password))
+    write_supporters(path, existing.values())
+    return existing[username]
+
+
+def write_supporters(path: Path, entries: Iterable[Supporter]) -> None:
+    """Write the supporters file (atomically, readable only by the owner)."""
     body = {
         "supporters": [
             {"username": s.username, "name": s.name, "password_hash": s.password_hash}
-            for s in sorted(existing.values(), key=lambda s: s.username)
+            for s in sorted(entries, key=lambda s: s.username)
         ]
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,7 +208,6 @@ def add_supporter(path: Path, username: str, name: str, password: str) -> Suppor
     )
     tmp.chmod(0o600)
     tmp.replace(path)
-    return existing[username]
 
 
 # -- session cookies and CSRF ------------------------------------------------------
@@ -184,14 +236,50 @@ def session_id_from_cookie(settings: Settings, value: Optional[str]) -> Optional
     return sid_hash(sid)
 
 
-def login_nonce(settings: Settings) -> tuple:
-    """(cookie value, form value) for the login form's double-submit CSRF check."""
-    nonce = secrets.token_urlsafe(24)
+def login_nonce(settings: Settings, now: Optional[float] = None) -> tuple:
+    """(cookie value, form value) for the login form's double-submit CSRF check.
+
+    The nonce is ``<issued unix time>.<random>``; the cookie adds its HMAC."""
+    issued = int(time.time() if now is None else now)
+    nonce = f"{issued}.{secrets.token_urlsafe(24)}"
     return f"{nonce}.{_mac(settings, 'login:' + nonce)}", nonce
 
 
-def login_nonce_ok(settings: Settings, cookie: Optional[str], form_value: Optional[str]) -> bool:
-    if not cookie or not form_value or "." not in cookie:
+def login_nonce_ok(settings: Settings, cookie: Optional[str], form_value: Optional[str],
+                   now: Optional[float] = None) -> bool:
+    """The cookie is ours, matches the form, and the form is at most ``NONCE_SECONDS`` old.
+    (That it was not used before is the store's job: ``HandoffStore.reserve_login``.)"""
+    if not cookie or not form_value or "." not in cookie or len(cookie) > 200:
         return False
     nonce, mac = cookie.rsplit(".", 1)
-    return hmac.compare_digest(mac, _mac(settings, "login:" + nonce)) and hmac.compare_digest(nonce, form_value)
+    if not (hmac.compare_digest(mac, _mac(settings, "login:" + nonce)) and hmac.compare_digest(nonce, form_value)):
+        return False
+    try:
+        issued = int(nonce.split(".", 1)[0])
+    except ValueError:
+        return False
+    now = time.time() if now is None else now
+    return issued - 5 <= now <= issued + NONCE_SECONDS
+
+
+def nonce_hash(nonce: str) -> str:
+    return hashlib.sha256(("login:" + nonce).encode("utf-8", "replace")).hexdigest()
+
+
+def device_cookie(settings: Settings, username: str) -> str:
+    """A signed cookie that remembers this browser as ``username``'s own (set after a right password)."""
+    value = f"{username}:{secrets.token_urlsafe(18)}"
+    return f"{value}.{_mac(settings, 'device:' + value)}"
+
+
+def device_id(settings: Settings, value: Optional[str], username: str) -> Optional[str]:
+    """A hash identifying the browser, if ``value`` is our signed cookie for ``username``; else None."""
+    if not value or "." not in value or len(value) > 200:
+        return None
+    body, mac = value.rsplit(".", 1)
+    if not hmac.compare_digest(mac, _mac(settings, "device:" + body)):
+        return None
+    owner, _, _ = body.partition(":")
+    if owner != username:
+        return None
+    return hashlib.sha256(("device:" + body).encode("utf-8")).hexdigest()

@@ -47,7 +47,11 @@
     return fetch(url, options).then(function (r) {
       if (r.status === 401) { window.location.assign("/support/login"); throw new Error("Log ind igen."); }
       return r.json().catch(function () { return {}; }).then(function (data) {
-        if (!r.ok) throw new Error(data.error || ("Fejl " + r.status));
+        if (!r.ok) {
+          var failure = new Error(data.error || ("Fejl " + r.status));
+          failure.status = r.status;
+          throw failure;
+        }
         return data;
       });
     });
@@ -172,7 +176,19 @@
       renderInfo(h);
       renderTranscript(data.transcript);
       renderControls(h);
-    }, function (err) { say(err.message); });
+    }, function (err) {
+      if (id !== selected) return;
+      if (err.status === 403 || err.status === 404) {
+        // Taken by someone else, ended or gone: only waiting chats and your own can be read.
+        $("transcript").textContent = "";
+        $("transcript").hidden = true;
+        $("conversation-info").hidden = true;
+        $("controls").hidden = true;
+        shownEntries = 0;
+        current = null;
+      }
+      say(err.message);
+    });
   }
 
   function act(path, body, done) {
@@ -223,7 +239,8 @@
   // ---- audit log -----------------------------------------------------------------
   var ACTIONS = { take: "overtog", "return": "gav tilbage", close: "afsluttede", timeout: "ingen nåede",
     requested: "bad om en medarbejder", login: "loggede ind", logout: "loggede ud",
-    login_failed: "forkert login", no_supporter: "ingen i chatten" };
+    login_failed: "forkert login", no_supporter: "ingen i chatten",
+    session_revoked: "blev logget ud (ikke længere medarbejder)" };
 
   function pollAudit() {
     if (!$("audit-details").open) return;
