@@ -6,6 +6,20 @@ ServiceNow: the request is written to the durable outbox first and, if
 ServiceNow does not take it now, stays there for the outbox worker
 (``status == "queued"``, ``reference`` like ``AF-7K3Q9``).
 
+A leader is waiting, so one submit takes at most ``INTERACTIVE_BUDGET_SECONDS`` in
+all; whatever is left then is the outbox worker's job.
+
+Submitting the same request again (same ``correlation_id``: a lost action reply and a
+second "ja", or two "ja" at once) never creates a second case, also when ServiceNow has
+no unique index on correlation_id: the outbox already holds the request, so the case
+number is taken from its receipt, the request is looked up in ServiceNow before it is
+POSTed again, or -- while someone else is delivering it -- we wait for that delivery.
+A request ServiceNow rejected (a dead letter) is not sent again; the leader keeps the
+reference, and AF handles it (docs/servicenow.md).
+
+Case numbers from ServiceNow (or from a receipt) reach the leader only in their exact
+form (``AFH`` + 7 ASCII digits); anything else gets the ``AF-XXXXX`` reference instead.
+
 All blocking work (HTTP, SQLite) runs in ``asyncio.to_thread`` so a slow
 ServiceNow never stalls other conversations on the action server's loop.
 
@@ -20,17 +34,29 @@ import hashlib
 import logging
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from actions import servicenow_client as sn
-from actions.outbox import Outbox, OutboxEntry
+from actions.outbox import (
+    DEAD,
+    DELIVERED,
+    Outbox,
+    OutboxEntry,
+    delay_for,
+    log_dead_letter,
+    mark_delivered_checked,
+    rejection_text,
+)
 from actions.servicenow_client import (
     InvalidQueryValue,
     ServiceNowClient,
     ServiceNowError,
+    ServiceNowRejected,
+    is_case_number,
     normalise_email,
 )
 
@@ -48,14 +74,16 @@ STATE_LABELS = {
 }
 QUEUED_STATE = "queued"
 QUEUED_LABEL = "Modtaget – bliver registreret"
-REFERENCE_PATTERN = re.compile(r"^AF-[0-9A-Z]{5}$")
+REFERENCE_PATTERN = re.compile(r"^AF-[0-9A-Z]{5}\Z")  # use with fullmatch
 _REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 _REQUEST_TYPE_LABELS = {"help": "Hjælp", "meeting": "Møde"}
 _CHANNEL_LABELS = {"fysisk": "fysisk møde", "telefon": "telefon", "teams": "Teams"}
 SHORT_DESCRIPTION_MAX = 160
-# A leader is waiting: stop retrying after this long and queue the request instead
-# (the outbox worker's client has no such budget).
-INTERACTIVE_BUDGET_SECONDS = 15.0
+# A leader is waiting: one submit (every attempt, lookup and pause) ends within this many
+# seconds, and what is left is queued for the outbox worker (whose client has the longer,
+# settings-based deadline). Also the time a second "ja" waits for a delivery in progress.
+INTERACTIVE_BUDGET_SECONDS = 5.0
+WAIT_POLL_SECONDS = 0.1
 DESCRIPTION_MAX = 4000
 
 try:  # the shared CPR masking, if present
@@ -138,7 +166,9 @@ def _time_text(stamp: float) -> str:
 
 class CaseService:
     def __init__(self, settings=None, profile=None, client: Optional[ServiceNowClient] = None,
-                 outbox: Optional[Outbox] = None, budget_seconds: float = INTERACTIVE_BUDGET_SECONDS):
+                 outbox: Optional[Outbox] = None, budget_seconds: float = INTERACTIVE_BUDGET_SECONDS,
+                 clock: Optional[Callable[[], float]] = None, sleep: Optional[Callable[[float], None]] = None):
+        """``clock`` (monotonic) and ``sleep`` are for tests; they go to the client made here."""
         if settings is None:
             from actions.settings import get_settings
 
@@ -149,8 +179,16 @@ class CaseService:
             profile = load_profile(settings.profile_dir) if settings is not None else get_profile()
         self.settings = settings
         self.profile = profile
-        self.client = client or ServiceNowClient(settings, budget_seconds=budget_seconds)
+        if client is None:
+            extra: Dict[str, Any] = {}
+            if clock is not None:
+                extra["clock"] = clock
+            if sleep is not None:
+                extra["sleep"] = sleep
+            client = ServiceNowClient(settings, budget_seconds=budget_seconds, **extra)
+        self.client = client
         self.outbox = outbox or Outbox(settings.outbox_path)
+        self._sleep = sleep or time.sleep
 
     # -- building the case --------------------------------------------------
     def build_record(self, req: CaseRequest) -> Dict[str, Any]:
@@ -203,32 +241,89 @@ class CaseService:
 
     # -- the blocking parts (run in a thread) -------------------------------
     def _submit_blocking(self, record: Dict[str, Any]) -> Optional[Dict[str, str]]:
+        """The case (with a valid number), or None: queued (the reference is the answer)."""
+        with self.client.time_limit():  # the whole submit shares the interactive deadline
+            return self._submit_within_deadline(record)
+
+    def _submit_within_deadline(self, record: Dict[str, Any]) -> Optional[Dict[str, str]]:
         cid, display = record[sn.F_CORRELATION_ID], record[sn.F_CORRELATION_DISPLAY]
-        stored = True
+        lease = self.client.max_operation_seconds() + 30
         try:
-            self.outbox.add(
+            new = self.outbox.add(
                 record, correlation_id=cid, correlation_display=display,
                 requester_email=record[sn.F_REQUESTER_EMAIL], request_type=record[sn.F_REQUEST_TYPE],
                 topic=record[sn.F_TOPIC], short_description=record[sn.F_SHORT_DESCRIPTION],
-                lease_seconds=self.client.max_operation_seconds() + 30,
+                lease_seconds=lease,
             )
         except Exception:
-            stored = False
             log.exception("Udbakken kunne ikke gemme %s; forsøger ServiceNow direkte", display)
+            # We cannot know whether an earlier attempt got through: look up before POSTing.
+            return self._create(record, stored=False, lookup_first=True)
+        if new:
+            return self._create(record, stored=True, lookup_first=False)
+        return self._submit_again(record, lease)
+
+    def _submit_again(self, record: Dict[str, Any], lease: float) -> Optional[Dict[str, str]]:
+        """The outbox already has this request: never simply POST it again."""
+        cid, display = record[sn.F_CORRELATION_ID], record[sn.F_CORRELATION_DISPLAY]
+        log.info("%s er sendt før; bruger den første henvendelse", display)
+        while True:
+            receipt = self.outbox.receipt(cid)
+            if receipt is None:  # the receipt was purged meanwhile: ask ServiceNow first
+                return self._create(record, stored=False, lookup_first=True)
+            if receipt["status"] == DELIVERED:
+                return self._delivered(cid, display, receipt)
+            if receipt["status"] == DEAD:
+                return None  # ServiceNow rejected it; AF has it (the leader keeps the reference)
+            entry = self.outbox.claim(cid, lease)
+            if entry is not None:  # nobody is delivering it: do it, looking it up first
+                return self._create(entry.record or record, stored=True, lookup_first=True)
+            # Someone (the worker, or the first "ja") is delivering it right now: wait for them.
+            if self.client.remaining() < WAIT_POLL_SECONDS + sn.MIN_ATTEMPT_SECONDS:
+                return None
+            self._sleep(WAIT_POLL_SECONDS)
+
+    def _delivered(self, cid: str, display: str, receipt: Dict[str, Any]) -> Optional[Dict[str, str]]:
+        if is_case_number(receipt.get("number")):
+            return {sn.F_NUMBER: receipt["number"], sn.F_SYS_ID: receipt.get("sys_id", "")}
+        try:  # no usable number in the receipt: ServiceNow knows it
+            found = self.client.find_by_correlation_id(cid)
+        except (ServiceNowError, InvalidQueryValue) as exc:
+            log.warning("Sagsnummeret for %s kunne ikke slås op (%s); lederen får referencen", display, exc)
+            return None
+        if found is None:
+            log.error("%s står som leveret, men ServiceNow kender den ikke", display)
+            return None
+        number = mark_delivered_checked(self.outbox, cid, display, found)
+        return dict(found, **{sn.F_NUMBER: number}) if number else None
+
+    def _create(self, record: Dict[str, Any], *, stored: bool, lookup_first: bool) -> Optional[Dict[str, str]]:
+        cid, display = record[sn.F_CORRELATION_ID], record[sn.F_CORRELATION_DISPLAY]
         try:
-            result = self.client.create_record(record)
+            result = self.client.create_record(record, lookup_first=lookup_first)
+        except ServiceNowRejected as exc:
+            if not stored:
+                raise CaseServiceUnavailable("ServiceNow afviste henvendelsen, og udbakken kunne ikke gemme den") from exc
+            self.outbox.mark_dead(cid, rejection_text(exc))
+            log_dead_letter(display, cid, exc)
+            return None
         except Exception as exc:  # ServiceNowError, or a bug: the outbox keeps the request
             if not stored:
                 raise CaseServiceUnavailable("hverken ServiceNow eller udbakken kunne tage imod") from exc
             level = logging.WARNING if isinstance(exc, ServiceNowError) else logging.ERROR
             log.log(level, "ServiceNow tog ikke imod %s (%s); den ligger i udbakken", display, exc)
-            self.outbox.release(cid, str(exc), 0.0)
+            self.outbox.release(cid, str(exc), delay_for(getattr(exc, "retry_after", None), 0.0))
             return None
+        number = result.get(sn.F_NUMBER, "")
         if stored:
             try:
-                self.outbox.mark_delivered(cid, result.get(sn.F_NUMBER, ""), result.get(sn.F_SYS_ID, ""))
+                number = mark_delivered_checked(self.outbox, cid, display, result)
             except Exception:  # the worker would look it up by correlation_id and find it: no duplicate
                 log.exception("Udbakken kunne ikke markere %s som leveret", display)
+        if not is_case_number(number):
+            if not stored:
+                log.error("ServiceNow gav %s et sagsnummer i en ukendt form; lederen får referencen", display)
+            return None
         return result
 
     # -- the interface --------------------------------------------------------
@@ -237,7 +332,7 @@ class CaseService:
         unit = self.profile.unit_for_institution(req.institution)
         promise = str(self.profile.service_levels[req.urgency].get("promise", ""))
         result = await asyncio.to_thread(self._submit_blocking, record)
-        if result and result.get(sn.F_NUMBER):
+        if result and is_case_number(result.get(sn.F_NUMBER)):
             number = result[sn.F_NUMBER]
             return SubmitResult("created", number, number, unit["name"], record[sn.F_ASSIGNMENT_GROUP], promise)
         return SubmitResult(
@@ -278,14 +373,19 @@ class CaseService:
         limit = max(1, min(int(limit), 50))
 
         def work():
-            queued = self.outbox.pending(email)
+            queued = self.outbox.pending(email, include_dead=True)
             return queued, self.client.list_cases_for_leader(email, limit=limit)
 
         try:
             queued, records = await asyncio.to_thread(work)
         except ServiceNowError as exc:
             raise CaseServiceUnavailable(str(exc)) from exc
-        seen = {r.get(sn.F_CORRELATION_ID) for r in records}
+        shown = [r for r in records if is_case_number(r.get(sn.F_NUMBER))]
+        if len(shown) != len(records):
+            log.error("ServiceNow returnerede %d sager med et sagsnummer i en ukendt form; de vises ikke",
+                      len(records) - len(shown))
+        records = shown
+        seen = {r.get(sn.F_CORRELATION_ID) for r in records if sn.is_correlation_id(r.get(sn.F_CORRELATION_ID))}
         summaries = [self._queued_summary(e) for e in queued if e.correlation_id not in seen]
         summaries += [self._summary(r) for r in records]
         return summaries[:limit]
@@ -296,8 +396,8 @@ class CaseService:
         except InvalidQueryValue:
             return None
         reference = re.sub(r"\s+", "", number or "").upper()
-        if REFERENCE_PATTERN.match(reference):
-            entries = await asyncio.to_thread(self.outbox.pending, email)
+        if REFERENCE_PATTERN.fullmatch(reference):
+            entries = await asyncio.to_thread(self.outbox.pending, email, True)
             for entry in entries:
                 if entry.correlation_display == reference:
                     return self._queued_summary(entry)
@@ -306,7 +406,7 @@ class CaseService:
             record = await asyncio.to_thread(self.client.get_case_for_leader, reference, email)
         except ServiceNowError as exc:
             raise CaseServiceUnavailable(str(exc)) from exc
-        return self._summary(record) if record else None
+        return self._summary(record) if record and is_case_number(record.get(sn.F_NUMBER)) else None
 
 
 # -- module-level interface (what the actions call) ---------------------------

@@ -7,13 +7,24 @@ the case. The worker (``python -m actions.outbox``) delivers what is left, every
 looks a request up by ``correlation_id`` before POSTing it.
 
 Entries are *claimed* with a lease before delivery, so the action server and the
-worker (or two workers) never deliver the same entry at the same time.
+worker (or two workers) never deliver the same entry at the same time. A lease is
+longer than the client's enforced deadline for one operation, and the worker claims
+one entry at a time, just before it delivers it, so a lease never runs out mid-call.
+
+States: ``pending`` (waiting; retried with backoff, and never before a ``Retry-After``
+ServiceNow sent, capped at ``MAX_RETRY_DELAY_SECONDS``), ``delivered`` (only a small
+receipt is kept) and ``dead``: ServiceNow rejected the request itself
+(``ServiceNowRejected``, e.g. HTTP 400). A dead letter is never retried by itself and
+never deleted; AF sees it in the log, with ``python -m actions.outbox --dead`` and in
+the follow-up report, and sends it again (``--requeue``) once the cause is fixed, or
+marks it registered by hand (``--resolve``). See docs/servicenow.md.
 
 Importing this module has no side effects (rasa-sdk imports every module in
 ``actions/``); the database is opened on first use.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import signal
@@ -24,12 +35,16 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 log = logging.getLogger(__name__)
 
-MAX_RETRY_DELAY_SECONDS = 900.0
+MAX_RETRY_DELAY_SECONDS = 900.0  # also the cap on a Retry-After ServiceNow sends
 DELIVERED_KEEP_SECONDS = 7 * 24 * 3600  # minimal receipts (no payload) for a week
+
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+_ENTRY_COLUMNS = ("correlation_id, correlation_display, requester_email, request_type, topic,"
+                  " short_description, payload, attempts, created_at, last_error")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -72,13 +87,28 @@ class OutboxEntry:
 @dataclass
 class DeliveryReport:
     delivered: int = 0
-    failed: int = 0
+    failed: int = 0  # includes the dead letters
     remaining: int = 0
+    dead: int = 0  # rejected by ServiceNow in this round: kept, not retried
+
+
+def _entry(row) -> OutboxEntry:
+    return OutboxEntry(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6] or "{}"),
+                       row[7], row[8], row[9])
+
+
+def delay_for(retry_after: Optional[float], delay_seconds: float) -> float:
+    """Our own delay, but never shorter than what ServiceNow asked for (capped)."""
+    if retry_after is None:
+        return delay_seconds
+    return max(delay_seconds, min(max(retry_after, 0.0), MAX_RETRY_DELAY_SECONDS))
 
 
 class Outbox:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time):
+        """``clock``: wall-clock seconds (tests inject one to skip long waits)."""
         self.path = Path(path)
+        self.clock = clock
         self._ready = False
         self._lock = threading.Lock()
 
@@ -102,31 +132,51 @@ class Outbox:
     # -- writing ------------------------------------------------------------
     def add(self, record: Dict[str, Any], *, correlation_id: str, correlation_display: str, requester_email: str,
             request_type: str = "", topic: str = "", short_description: str = "",
-            lease_seconds: float = 0.0) -> None:
+            lease_seconds: float = 0.0) -> bool:
         """Store a request durably. With a lease, the caller delivers it first; the
-        worker only picks it up when the lease runs out (or it is released)."""
-        now = time.time()
+        worker only picks it up when the lease runs out (or it is released).
+
+        Returns False when an entry with this ``correlation_id`` was already there (in
+        any state): then nothing is changed, and the caller must not simply POST again
+        (the request may be delivered, or being delivered right now)."""
+        now = self.clock()
         with self._connect() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO outbox(correlation_id, correlation_display, requester_email, request_type,"
+            cursor = db.execute(
+                "INSERT INTO outbox(correlation_id, correlation_display, requester_email, request_type,"
                 " topic, short_description, payload, created_at, next_attempt_at, claimed_until)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(correlation_id) DO NOTHING",
                 (correlation_id, correlation_display, requester_email, request_type, topic, short_description,
                  json.dumps(record, ensure_ascii=False), now, now, now + lease_seconds),
             )
+            return cursor.rowcount == 1
 
-    def claim_due(self, limit: int, lease_seconds: float) -> List[OutboxEntry]:
-        """Atomically claim up to ``limit`` pending entries that are due and not claimed."""
-        now = time.time()
+    def claim(self, correlation_id: str, lease_seconds: float) -> Optional[OutboxEntry]:
+        """Claim one pending entry, due or not, if nobody holds it; None otherwise."""
+        now = self.clock()
+        with self._connect() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET claimed_until=? WHERE correlation_id=? AND status='pending' AND claimed_until<=?",
+                (now + lease_seconds, correlation_id, now),
+            )
+            if cursor.rowcount != 1:
+                return None
+            row = db.execute(f"SELECT {_ENTRY_COLUMNS} FROM outbox WHERE correlation_id=?",
+                             (correlation_id,)).fetchone()
+        return _entry(row) if row else None
+
+    def claim_due(self, limit: int, lease_seconds: float, exclude: Sequence[str] = ()) -> List[OutboxEntry]:
+        """Atomically claim up to ``limit`` pending entries that are due and not claimed
+        (leaving out the correlation ids in ``exclude``)."""
+        now = self.clock()
+        skip = "".join(" AND correlation_id<>?" for _ in exclude)
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 rows = db.execute(
-                    "SELECT correlation_id, correlation_display, requester_email, request_type, topic,"
-                    " short_description, payload, attempts, created_at, last_error FROM outbox"
-                    " WHERE status='pending' AND next_attempt_at<=? AND claimed_until<=?"
+                    f"SELECT {_ENTRY_COLUMNS} FROM outbox"
+                    f" WHERE status='pending' AND next_attempt_at<=? AND claimed_until<=?{skip}"
                     " ORDER BY created_at LIMIT ?",
-                    (now, now, int(limit)),
+                    (now, now, *exclude, int(limit)),
                 ).fetchall()
                 db.executemany(
                     "UPDATE outbox SET claimed_until=? WHERE correlation_id=?",
@@ -136,9 +186,7 @@ class Outbox:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        return [
-            OutboxEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8], r[9]) for r in rows
-        ]
+        return [_entry(r) for r in rows]
 
     def mark_delivered(self, correlation_id: str, number: str, sys_id: str) -> None:
         """Delivered: drop the payload (personal data), keep a small receipt."""
@@ -146,7 +194,7 @@ class Outbox:
             db.execute(
                 "UPDATE outbox SET status='delivered', payload=NULL, number=?, sys_id=?, delivered_at=?,"
                 " claimed_until=0, last_error='' WHERE correlation_id=?",
-                (number, sys_id, time.time(), correlation_id),
+                (number, sys_id, self.clock(), correlation_id),
             )
 
     def release(self, correlation_id: str, error: str, delay_seconds: float, attempted: bool = True) -> None:
@@ -155,32 +203,85 @@ class Outbox:
             db.execute(
                 "UPDATE outbox SET attempts=attempts+?, last_error=?, next_attempt_at=?, claimed_until=0"
                 " WHERE correlation_id=? AND status='pending'",
-                (1 if attempted else 0, error[:500], time.time() + delay_seconds, correlation_id),
+                (1 if attempted else 0, error[:500], self.clock() + delay_seconds, correlation_id),
             )
+
+    def postpone_due(self, error: str, delay_seconds: float) -> int:
+        """Push every due, unclaimed pending entry back by ``delay_seconds`` (not attempted):
+        ServiceNow is down or asked us to wait, so the rest of the round is not tried."""
+        now = self.clock()
+        with self._connect() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET last_error=?, next_attempt_at=?"
+                " WHERE status='pending' AND next_attempt_at<=? AND claimed_until<=?",
+                (error[:500], now + delay_seconds, now, now),
+            )
+            return cursor.rowcount
+
+    def mark_dead(self, correlation_id: str, error: str) -> None:
+        """ServiceNow rejected the request itself: keep everything, never retry by itself."""
+        with self._connect() as db:
+            db.execute(
+                "UPDATE outbox SET status='dead', attempts=attempts+1, last_error=?, claimed_until=0"
+                " WHERE correlation_id=? AND status='pending'",
+                (error[:500], correlation_id),
+            )
+
+    def requeue_dead(self, correlation_id: Optional[str] = None) -> int:
+        """Send dead letters again (all, or one): they become pending and due now."""
+        sql = "UPDATE outbox SET status='pending', next_attempt_at=?, claimed_until=0 WHERE status='dead'"
+        args: tuple = (self.clock(),)
+        if correlation_id is not None:
+            sql += " AND correlation_id=?"
+            args += (correlation_id,)
+        with self._connect() as db:
+            return db.execute(sql, args).rowcount
 
     def purge_delivered(self, older_than_seconds: float = DELIVERED_KEEP_SECONDS) -> int:
         with self._connect() as db:
             cursor = db.execute(
-                "DELETE FROM outbox WHERE status='delivered' AND delivered_at<?", (time.time() - older_than_seconds,)
+                "DELETE FROM outbox WHERE status='delivered' AND delivered_at<?", (self.clock() - older_than_seconds,)
             )
             return cursor.rowcount
 
     # -- reading ------------------------------------------------------------
-    def pending(self, requester_email: Optional[str] = None) -> List[OutboxEntry]:
-        """Entries not yet delivered (newest first), optionally for one leader."""
-        sql = ("SELECT correlation_id, correlation_display, requester_email, request_type, topic,"
-               " short_description, payload, attempts, created_at, last_error FROM outbox WHERE status='pending'")
-        args: tuple = ()
+    def pending(self, requester_email: Optional[str] = None, include_dead: bool = False) -> List[OutboxEntry]:
+        """Entries not yet delivered (newest first), optionally for one leader; with
+        ``include_dead`` also the dead letters (what a leader still waits for)."""
+        sql = f"SELECT {_ENTRY_COLUMNS} FROM outbox WHERE status IN (?, ?)"
+        args: tuple = (PENDING, DEAD if include_dead else PENDING)
         if requester_email is not None:
             sql += " AND requester_email=?"
-            args = (requester_email,)
+            args += (requester_email,)
         with self._connect() as db:
             rows = db.execute(sql + " ORDER BY created_at DESC", args).fetchall()
-        return [OutboxEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8], r[9]) for r in rows]
+        return [_entry(r) for r in rows]
+
+    def dead_letters(self) -> List[OutboxEntry]:
+        """Requests ServiceNow rejected, oldest first."""
+        with self._connect() as db:
+            rows = db.execute(f"SELECT {_ENTRY_COLUMNS} FROM outbox WHERE status='dead' ORDER BY created_at",
+                              ()).fetchall()
+        return [_entry(r) for r in rows]
+
+    def find(self, reference: str, status: Optional[str] = None) -> List[OutboxEntry]:
+        """Entries with this correlation id or reference (``AF-XXXXX``), newest first."""
+        sql = f"SELECT {_ENTRY_COLUMNS} FROM outbox WHERE (correlation_id=? OR correlation_display=?)"
+        args: tuple = (reference, reference.strip().upper())
+        if status is not None:
+            sql += " AND status=?"
+            args += (status,)
+        with self._connect() as db:
+            rows = db.execute(sql + " ORDER BY created_at DESC", args).fetchall()
+        return [_entry(r) for r in rows]
 
     def count_pending(self) -> int:
         with self._connect() as db:
             return db.execute("SELECT COUNT(*) FROM outbox WHERE status='pending'").fetchone()[0]
+
+    def count_dead(self) -> int:
+        with self._connect() as db:
+            return db.execute("SELECT COUNT(*) FROM outbox WHERE status='dead'").fetchone()[0]
 
     def receipt(self, correlation_id: str) -> Optional[Dict[str, Any]]:
         with self._connect() as db:
@@ -198,22 +299,40 @@ def retry_delay(attempts: int, interval_seconds: float) -> float:
 
 
 def deliver_due(outbox: Outbox, client, interval_seconds: float, limit: int = 50) -> DeliveryReport:
-    """Deliver the entries that are due. Stops early when ServiceNow is unavailable."""
-    from actions.servicenow_client import ServiceNowAuthError, ServiceNowError, ServiceNowUnavailable
+    """Deliver the entries that are due, one claim at a time. Stops early when ServiceNow
+    is unavailable (and then leaves the rest of the round for later)."""
+    from actions.servicenow_client import (
+        ServiceNowAuthError,
+        ServiceNowError,
+        ServiceNowRejected,
+        ServiceNowUnavailable,
+    )
 
     report = DeliveryReport()
     lease = client.max_operation_seconds() + 30
-    entries = outbox.claim_due(limit, lease)
-    for index, entry in enumerate(entries):
+    tried: List[str] = []  # each entry at most once per round
+    for _ in range(max(int(limit), 0)):
+        claimed = outbox.claim_due(1, lease, exclude=tried)
+        if not claimed:
+            break
+        entry = claimed[0]
+        tried.append(entry.correlation_id)
         try:
             result = client.create_record(entry.record, lookup_first=True)
+        except ServiceNowRejected as exc:
+            report.failed += 1
+            report.dead += 1
+            outbox.mark_dead(entry.correlation_id, rejection_text(exc))
+            log_dead_letter(entry.correlation_display, entry.correlation_id, exc)
         except ServiceNowError as exc:
             report.failed += 1
-            outbox.release(entry.correlation_id, str(exc), retry_delay(entry.attempts, interval_seconds))
-            if isinstance(exc, (ServiceNowUnavailable, ServiceNowAuthError)):
-                for later in entries[index + 1:]:  # do not hammer a system that is down
-                    outbox.release(later.correlation_id, "ikke forsøgt: ServiceNow svarer ikke",
-                                   retry_delay(later.attempts, interval_seconds), attempted=False)
+            stop = isinstance(exc, (ServiceNowUnavailable, ServiceNowAuthError))
+            if stop:  # do not hammer a system that is down, or that asked us to wait
+                outbox.postpone_due("ikke forsøgt: ServiceNow svarer ikke",
+                                    delay_for(exc.retry_after, interval_seconds))
+            delay = delay_for(exc.retry_after, retry_delay(entry.attempts, interval_seconds))
+            outbox.release(entry.correlation_id, str(exc), delay)
+            if stop:
                 break
             log.error("Udbakke: %s (%s) kunne ikke leveres: %s", entry.correlation_display, entry.correlation_id, exc)
         except Exception as exc:  # never lose an entry to a bug: release it and go on
@@ -222,10 +341,38 @@ def deliver_due(outbox: Outbox, client, interval_seconds: float, limit: int = 50
             outbox.release(entry.correlation_id, f"uventet fejl: {exc}", retry_delay(entry.attempts, interval_seconds))
         else:
             report.delivered += 1
-            outbox.mark_delivered(entry.correlation_id, result.get("number", ""), result.get("sys_id", ""))
-            log.info("Udbakke: %s oprettet i ServiceNow som %s", entry.correlation_display, result.get("number"))
+            number = mark_delivered_checked(outbox, entry.correlation_id, entry.correlation_display, result)
+            log.info("Udbakke: %s oprettet i ServiceNow som %s", entry.correlation_display, number)
     report.remaining = outbox.count_pending()
     return report
+
+
+def rejection_text(exc) -> str:
+    """What AF reads about a rejection: the status and ServiceNow's own words."""
+    detail = f" ({exc.detail})" if getattr(exc, "detail", None) else ""
+    return f"HTTP {exc.status}: {exc}{detail}"
+
+
+def log_dead_letter(display: str, correlation_id: str, exc) -> None:
+    log.error(
+        "Udbakke: ServiceNow afviste henvendelsen %s (%s): %s. Den sendes ikke igen af sig selv og "
+        "ligger i udbakken som afvist. Se den med 'python -m actions.outbox --dead' (docs/servicenow.md).",
+        display, correlation_id, rejection_text(exc),
+    )
+
+
+def mark_delivered_checked(outbox: Outbox, correlation_id: str, display: str, result: Dict[str, Any]) -> str:
+    """Store the receipt, keeping only a case number and sys_id in their exact form.
+    Returns the stored number ('' when ServiceNow's was malformed)."""
+    from actions.servicenow_client import is_case_number, is_sys_id
+
+    number, sys_id = result.get("number", ""), result.get("sys_id", "")
+    if not is_case_number(number):
+        log.error("Udbakke: ServiceNow oprettede %s (%s), men sagsnummeret har en ukendt form: %r. "
+                  "Lederen får referencen %s.", display, correlation_id, str(number)[:40], display)
+        number = ""
+    outbox.mark_delivered(correlation_id, number, sys_id if is_sys_id(sys_id) else "")
+    return number
 
 
 def run_worker(stop: threading.Event, settings=None, client=None, outbox: Optional[Outbox] = None) -> None:
@@ -241,33 +388,114 @@ def run_worker(stop: threading.Event, settings=None, client=None, outbox: Option
         try:
             report = deliver_due(outbox, client, settings.outbox_interval_seconds)
             if report.delivered or report.failed:
-                log.info("Udbakke: %d leveret, %d fejlede, %d venter", report.delivered, report.failed,
-                         report.remaining)
-            if time.time() - last_purge > 3600:
+                log.info("Udbakke: %d leveret, %d fejlede (%d afvist), %d venter", report.delivered,
+                         report.failed, report.dead, report.remaining)
+            if outbox.clock() - last_purge > 3600:
                 outbox.purge_delivered()
-                last_purge = time.time()
+                last_purge = outbox.clock()
         except Exception:
             log.exception("Udbakke: fejl i leveringsløkken")
         stop.wait(settings.outbox_interval_seconds)
 
 
-def main() -> int:
+def _printable(value: Any) -> str:
+    """Text for the terminal: no control characters (escape sequences) from a request."""
+    return "".join(ch if ch.isprintable() else " " for ch in str(value))
+
+
+def _time_text(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
+
+
+def print_dead_letters(outbox: Outbox) -> None:
+    dead = outbox.dead_letters()
+    if not dead:
+        print("Ingen afviste henvendelser i udbakken.")
+        return
+    print(f"{len(dead)} henvendelse(r) er afvist af ServiceNow og venter på AF:")
+    for entry in dead:
+        print(f"\n{entry.correlation_display}  modtaget {_time_text(entry.created_at)}  "
+              f"({_printable(entry.request_type or '?')}, {_printable(entry.topic or '?')})")
+        print(f"  Leder: {_printable(entry.record.get('u_requester_name', ''))} <{_printable(entry.requester_email)}>, "
+              f"{_printable(entry.record.get('u_institution', ''))}")
+        print(f"  Titel: {_printable(entry.short_description)}")
+        print(f"  ServiceNow svarede: {_printable(entry.last_error)}")
+        description = str(entry.record.get("description", "")).strip()
+        if description:
+            print("  Beskrivelse:")
+            for line in description.splitlines():
+                print(f"    {_printable(line)}")
+    print("\nNår årsagen er rettet: python -m actions.outbox --requeue AF-XXXXX (eller --requeue alle).")
+    print("Har AF oprettet sagen i hånden: python -m actions.outbox --resolve AF-XXXXX AFH0001234.")
+
+
+def _one_dead(outbox: Outbox, reference: str) -> Optional[OutboxEntry]:
+    found = outbox.find(reference, status=DEAD)
+    if len(found) != 1:
+        print(f"Fandt {'ingen' if not found else 'flere'} afviste henvendelser med referencen {reference}.",
+              file=sys.stderr)
+        return None
+    return found[0]
+
+
+def main(argv: Optional[Sequence[str]] = None, settings=None) -> int:
+    from actions.servicenow_client import is_case_number
     from actions.settings import ConfigError, get_settings
 
+    parser = argparse.ArgumentParser(
+        prog="python -m actions.outbox",
+        description="Udbakken: leverer henvendelser til ServiceNow. Uden tilvalg kører den, til den stoppes.",
+    )
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--dead", action="store_true", help="vis henvendelser, som ServiceNow har afvist, og stop")
+    group.add_argument("--requeue", metavar="REFERENCE",
+                       help="send en afvist henvendelse (AF-XXXXX, eller 'alle') igen, når årsagen er rettet")
+    group.add_argument("--resolve", nargs=2, metavar=("REFERENCE", "SAGSNUMMER"),
+                       help="AF har oprettet den afviste henvendelse i hånden som SAGSNUMMER (fx AFH0001234)")
+    args = parser.parse_args(argv)
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        settings = get_settings()
-    except ConfigError as exc:
-        print(f"Konfigurationsfejl: {exc}", file=sys.stderr)
-        return 2
+    if settings is None:
+        try:
+            settings = get_settings()
+        except ConfigError as exc:
+            print(f"Konfigurationsfejl: {exc}", file=sys.stderr)
+            return 2
+    outbox = Outbox(settings.outbox_path)
+    if args.dead:
+        print_dead_letters(outbox)
+        return 0
+    if args.requeue:
+        if args.requeue.strip().lower() in ("alle", "all"):
+            count = outbox.requeue_dead()
+        else:
+            entry = _one_dead(outbox, args.requeue)
+            if entry is None:
+                return 1
+            count = outbox.requeue_dead(entry.correlation_id)
+        print(f"{count} afvist(e) henvendelse(r) sendes igen ved udbakkens næste runde.")
+        return 0
+    if args.resolve:
+        reference, number = args.resolve
+        if not is_case_number(number):
+            print(f"{number!r} er ikke et sagsnummer (AFH og 7 cifre, fx AFH0001234).", file=sys.stderr)
+            return 2
+        entry = _one_dead(outbox, reference)
+        if entry is None:
+            return 1
+        outbox.mark_delivered(entry.correlation_id, number, "")
+        print(f"{entry.correlation_display} er registreret som {number}; indholdet er slettet fra udbakken.")
+        return 0
+
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    outbox = Outbox(settings.outbox_path)
+    dead = outbox.count_dead()
     print(
         f"Udbakken leverer til ServiceNow ({settings.servicenow_url or 'SERVICENOW_URL er ikke sat'}) "
         f"med {settings.outbox_interval_seconds:g} sekunders mellemrum fra {settings.outbox_path}; "
-        f"{outbox.count_pending()} henvendelser venter.",
+        f"{outbox.count_pending()} henvendelser venter."
+        + (f" {dead} er afvist af ServiceNow og venter på AF (python -m actions.outbox --dead)." if dead else ""),
         flush=True,
     )
     run_worker(stop, settings=settings, outbox=outbox)

@@ -12,6 +12,12 @@ Cases are counted from the tracker store (the case the assistant created in a
 conversation), not from ServiceNow: the report then works without access to
 ServiceNow and counts exactly what came through the assistant.
 
+The report also shows the outbox as it is when the report is made (not limited to
+the period): how many requests still wait for ServiceNow, and the requests
+ServiceNow *rejected* (dead letters, docs/servicenow.md), which wait for AF. Only
+reference, day, type, topic and ServiceNow's answer are shown; names and e-mail
+addresses stay in the outbox (``python -m actions.outbox --dead``).
+
     python scripts/report.py --from 2026-11-01 --to 2026-11-30 [--out-dir reports]
 """
 from __future__ import annotations
@@ -34,6 +40,7 @@ from scripts import conversations as conv_mod  # noqa: E402
 from scripts.textsim import normalise  # noqa: E402
 
 TOP_N = 10
+DEAD_LETTERS_SHOWN = 50
 
 
 def _day(timestamp: float, zone: ZoneInfo) -> str:
@@ -129,6 +136,33 @@ def compute(convs: Sequence[conv_mod.Conversation], first: dt.date, last: dt.dat
         "top_faq": _top(faqs),
         "top_unrecognised": top_unrecognised,
     }
+
+
+def outbox_figures(path: Path, zone: ZoneInfo) -> Dict[str, Any]:
+    """The outbox now: requests waiting for ServiceNow, and those ServiceNow rejected.
+    A missing outbox file is not created (nothing has been queued yet)."""
+    path = Path(path)
+    figures: Dict[str, Any] = {"pending": 0, "dead": 0, "dead_letters": []}
+    if not path.exists():
+        return figures
+    from actions.outbox import Outbox
+
+    outbox = Outbox(path)
+    dead = outbox.dead_letters()
+    figures["pending"] = outbox.count_pending()
+    figures["dead"] = len(dead)
+    figures["dead_letters"] = [
+        {
+            "reference": entry.correlation_display,
+            "received": dt.datetime.fromtimestamp(entry.created_at, zone).strftime("%Y-%m-%d %H:%M"),
+            "request_type": entry.request_type,
+            "topic": entry.topic,
+            "attempts": entry.attempts,
+            "error": entry.last_error,
+        }
+        for entry in dead[:DEAD_LETTERS_SHOWN]
+    ]
+    return figures
 
 
 # ---------------------------------------------------------------- names for the HTML
@@ -279,6 +313,26 @@ def render_html(report: Dict[str, Any], names: Dict[str, Dict[str, str]]) -> str
         ("Ikke forstået (andel af beskeder)", _pct(report["fallback"]["rate"])),
         ("Gennemsnitlig bedømmelse", _fmt(ratings["average"]) + " af 5" if ratings["average"] is not None else "–"),
     ]
+    outbox = report.get("outbox")
+    outbox_html = ""
+    if outbox is not None:
+        cards.append(("Afvist af ServiceNow (venter på AF)", str(outbox["dead"])))
+        rows = "".join(
+            f"<tr><td>{_esc(d['reference'])}</td><td>{_esc(d['received'])}</td>"
+            f"<td>{_esc(names.get('type', {}).get(d['request_type'], d['request_type']))}</td>"
+            f"<td>{_esc(names.get('topics', {}).get(d['topic'], d['topic']))}</td><td>{_esc(d['error'])}</td></tr>"
+            for d in outbox["dead_letters"]
+        ) or '<tr><td colspan="5">Ingen – ServiceNow har ikke afvist nogen henvendelser</td></tr>'
+        more = outbox["dead"] - len(outbox["dead_letters"])
+        outbox_html = (
+            "<h2>Afvist af ServiceNow – venter på AF</h2>"
+            "<p class=\"note\">Henvendelser, som ServiceNow har afvist. De er ikke tabt, men de sendes ikke igen af "
+            "sig selv. Se dem med <code>python -m actions.outbox --dead</code>, ret årsagen og send dem igen, "
+            "eller opret sagen i hånden (docs/servicenow.md). "
+            f"{outbox['pending']} henvendelser venter desuden på, at ServiceNow svarer.</p>"
+            "<table><tr><th>Reference</th><th>Modtaget</th><th>Type</th><th>Emne</th><th>ServiceNow svarede</th></tr>"
+            f"{rows}</table>" + (f"<p class=\"note\">… og {more} til.</p>" if more > 0 else "")
+        )
     sections = [
         ("Samtaler pr. dag", svg_columns("Samtaler pr. dag", [(d[5:], v) for d, v in per_day], label_every)),
         ("Gennemsnitlig bedømmelse pr. dag (1–5)",
@@ -324,6 +378,7 @@ table {{ border-collapse: collapse; width: 100%; }} td, th {{ border-bottom: 1px
 <table><tr><th>Besked (CPR-numre fjernet)</th><th class=num>Antal</th></tr>{unrecognised}</table>
 <h2>Seneste kommentarer til bedømmelser</h2>
 <table><tr><th>Dag</th><th class=num>Karakter</th><th>Kommentar</th></tr>{comments}</table>
+{outbox_html}
 <p class="note">En samtale er én session (ny efter 60 minutters stilhed) med mindst én besked fra lederen,
 talt på den dag, lederen skrev første gang. «Klaret uden en medarbejder»: lederen fik en blanket, et svar,
 en sag eller en status, og ingen medarbejder var inde over. «Bad om en medarbejder»: lederen bad om at
@@ -367,6 +422,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"FEJL: kunne ikke læse samtalerne: {exc}", file=sys.stderr)
         return 1
     report = compute(conv_mod.conversations(by_sender), first, last, zone)
+    try:
+        report["outbox"] = outbox_figures(settings.outbox_path, zone)
+    except Exception as exc:  # the figures above do not depend on the outbox
+        print(f"ADVARSEL: kunne ikke læse udbakken ({settings.outbox_path}): {exc}", file=sys.stderr)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"rapport-{first.isoformat()}-{last.isoformat()}"
     json_path, html_path = args.out_dir / f"{stem}.json", args.out_dir / f"{stem}.html"
@@ -374,6 +433,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     html_path.write_text(render_html(report, catalogue_names(settings.profile_dir)), encoding="utf-8")
     print(f"{report['conversations']['total']} samtaler, {report['cases']['total']} sager, "
           f"gennemsnitlig bedømmelse {_fmt(report['ratings']['average']) if report['ratings']['average'] is not None else '–'}.")
+    dead = (report.get("outbox") or {}).get("dead", 0)
+    if dead:
+        print(f"OBS: {dead} henvendelse(r) er afvist af ServiceNow og venter på AF "
+              "(python -m actions.outbox --dead).")
     print(f"Rapporten er gemt i {html_path} (åbn den i en browser) og tallene i {json_path}.")
     return 0
 
