@@ -165,6 +165,15 @@ class Settings:
     max_body_bytes: int
     # Rasa's REST channel (tests, integrations). Off in production unless configured.
     rest_channel_enabled: bool
+    # Where each process logs: "file" (logs/<process>.log; make run) or "stdout" (containers),
+    # as "text" or "json" lines. CPR numbers and secrets are masked either way.
+    log_target: str
+    log_format: str
+    # The shared model store: models/ with the pointer file i-drift (make activate / rollback).
+    # Every Rasa replica checks the pointer every model_poll_seconds and loads the model it
+    # names (0: never; the model stays the one the replica started with).
+    models_dir: Path
+    model_poll_seconds: float
     retention_days: int
     tracker_db_path: Path
     # Scaled deployment: PostgreSQL tracker store and Redis lock store (default: SQLite, in-memory locks)
@@ -268,6 +277,10 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         max_message_length=_int(env, "AF_MAX_MESSAGE_LENGTH", 2000, 50, 100_000),
         max_body_bytes=_int(env, "AF_MAX_BODY_BYTES", 64 * 1024, 4 * 1024, 10 * 1024 * 1024),
         rest_channel_enabled=_bool(env, "AF_REST_CHANNEL", dev),
+        log_target=_str(env, "AF_LOG_TARGET", "file").lower(),
+        log_format=_str(env, "AF_LOG_FORMAT", "text").lower(),
+        models_dir=_path(env, "AF_MODELS_DIR", Path("models")),
+        model_poll_seconds=_float(env, "AF_MODEL_POLL_SECONDS", 10.0, 0.0, 3600.0),
         retention_days=_int(env, "AF_RETENTION_DAYS", 90, 1, 3650),
         tracker_db_path=_path(env, "AF_TRACKER_DB_PATH", var_dir / "tracker.db"),
         tracker_store=_str(env, "AF_TRACKER_STORE", "sqlite").lower(),
@@ -286,6 +299,10 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         start_emulator=_bool(env, "AF_START_EMULATOR", dev and not env.get("SERVICENOW_URL")),
         extra={k: v for k, v in env.items() if k.startswith("AF_TEST_")},
     )
+    if settings.log_target not in {"file", "stdout"}:
+        raise ConfigError("AF_LOG_TARGET skal være file eller stdout")
+    if settings.log_format not in {"text", "json"}:
+        raise ConfigError("AF_LOG_FORMAT skal være text eller json")
     if settings.tracker_store not in {"sqlite", "postgres"}:
         raise ConfigError("AF_TRACKER_STORE skal være sqlite eller postgres")
     if settings.handoff_opening_hours not in {"profile", "always"}:

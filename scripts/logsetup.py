@@ -1,21 +1,25 @@
-"""Logging for our processes: one file under logs/, CPR numbers and tokens masked.
+"""Kept for the launchers that pass a log file: the logic is in actions/logsetup.py.
 
-scripts/run.py sends each process's stdout/stderr to the same file, so only a
-file handler is installed here (a stream handler would write every line twice).
+``configure_logging(settings.log_dir / "rasa.log")`` logs as process "rasa" to the target the
+settings choose (the file, or standard output in containers).
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from actions.privacy import install_log_filter
+from actions.logsetup import configure_logging as _configure
+from actions.settings import get_settings
 
 
 def configure_logging(log_file: Path, level: int = logging.INFO) -> None:
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_file, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    install_log_filter()
+    settings = get_settings()
+    if settings.log_target == "file" and Path(log_file).parent != settings.log_dir:
+        settings = _with_log_dir(settings, Path(log_file).parent)
+    _configure(settings, Path(log_file).stem, level)
+
+
+def _with_log_dir(settings, log_dir: Path):
+    from dataclasses import replace
+
+    return replace(settings, log_dir=log_dir)

@@ -29,6 +29,7 @@ def main(model_path: str, endpoints_path: str) -> None:
     import rasa.api
 
     from actions import rasa_http
+    from scripts import model_watch
 
     from actions.privacy import route_structlog_through_logging
 
@@ -51,6 +52,8 @@ def main(model_path: str, endpoints_path: str) -> None:
         jwt_secret=settings.rasa_api_token,
         jwt_method=rasa_http.ALGORITHM,
         enable_api=True,
+        # Every replica follows models/i-drift (make activate / rollback): scripts/model_watch.py
+        server_listeners=[(model_watch.listener(settings), "after_server_start")],
     )
 
 

@@ -102,6 +102,8 @@ def start_stack(tmp: Path) -> ChatStack:
             "PYTHONPATH": str(ROOT),
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "AF_MODE": "development",
+            # The test stack keeps the model it was started with, whatever models/i-drift says.
+            "AF_MODEL_POLL_SECONDS": "0",
             "AF_IDENTITY_REQUIRED": "true",
             "AF_RASA_PORT": str(rasa_port),
             "AF_ACTIONS_PORT": str(actions_port),

@@ -121,6 +121,8 @@ def stack(tmp_path_factory) -> Stack:
     env.update(
         {
             "AF_MODE": "development",
+            # The test stack keeps the model it was started with, whatever models/i-drift says.
+            "AF_MODEL_POLL_SECONDS": "0",
             "AF_VAR_DIR": str(var_dir),
             "AF_LOG_DIR": str(log_dir),
             "AF_RASA_PORT": str(ports["rasa"]),

@@ -167,6 +167,18 @@ def topology(tmp_path_factory) -> Iterator[Topology]:
         "AF_LOCK_STORE": "redis",
         "AF_REDIS_HOST": REDIS_HOST, "AF_REDIS_PORT": str(REDIS_PORT),
     })
+    # The shared model store: two names for the trained model, so activating "the other one"
+    # is a real switch that every replica must follow (scripts/model_watch.py).
+    from scripts import model as model_lookup
+
+    models = tmp / "models"
+    models.mkdir()
+    trained = model_lookup.model_path()
+    if not trained.is_file():
+        trained = max(model_lookup.MODELS.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
+    for name in ("af-a.tar.gz", "af-b.tar.gz"):
+        (models / name).symlink_to(trained.resolve())
+    base.update({"AF_MODELS_DIR": str(models), "AF_MODEL_POLL_SECONDS": "1"})
     settings = load_settings(base)
     topo = Topology([], [], emulator.url, settings.rasa_api_token,
                     issue_token({"name": "Mette Hansen", "email": "mette.hansen@buf.kk.dk",
@@ -186,7 +198,8 @@ def topology(tmp_path_factory) -> Iterator[Topology]:
             env = dict(base, AF_LOG_DIR=str(tmp / f"logs-{i}"), AF_ACTIONS_PORT=str(actions_port),
                        AF_RASA_PORT=str(rasa_port), AF_ACTIONS_URL=f"http://127.0.0.1:{actions_port}/webhook")
             topo.actions.append(spawn(f"actions-{i}", ["scripts/action_server.py"], env, actions_port))
-            topo.rasa.append(spawn(f"rasa-{i}", ["scripts/rasa_replica.py"], env, rasa_port))
+            topo.rasa.append(spawn(f"rasa-{i}", ["scripts/rasa_replica.py", str(models / "af-a.tar.gz")], env,
+                                   rasa_port))
         deadline = time.monotonic() + STARTUP_TIMEOUT
         for node in topo.actions:
             _wait_ready(node, "/health", topo, deadline)
@@ -285,6 +298,37 @@ def test_a_supporter_message_sent_through_either_server_reaches_the_leader(topol
             assert words in str(got) and "Sofie" in str(got), f"{got}\n{topo.logs()}"
     finally:
         leader.close()
+
+
+def _served_models(topo: Topology) -> List[str]:
+    return [requests.get(f"{node.url}/status", headers=rasa_http.headers_for_secret(topo.api_token),
+                         timeout=10).json().get("model_file") for node in topo.rasa]
+
+
+def _wait_for_model(topo: Topology, name: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _served_models(topo) == [name] * len(topo.rasa):
+            return
+        time.sleep(1)
+    pytest.fail(f"Ikke alle replicas skiftede til {name}: {_served_models(topo)}\n{topo.logs()}")
+
+
+def test_an_activated_model_reaches_every_replica_and_so_does_a_rollback(topology):
+    """Issue 15: make activate is not one process's business - every Rasa replica follows the
+    shared pointer, and keeps answering while it loads."""
+    from scripts import serving
+
+    assert _served_models(topology) == ["af-a.tar.gz", "af-a.tar.gz"]
+    root = str(topology.tmp)
+    activate = ["activate", "--force", "--no-reload", "--root", root, "--model"]
+    assert serving.main(activate + ["af-a.tar.gz"]) == 0  # in service already
+    assert serving.main(activate + ["af-b.tar.gz"]) == 0
+    _wait_for_model(topology, "af-b.tar.gz")
+    for node in topology.rasa:  # both answer with the new model
+        assert _texts(topology.send(node, f"s{uuid.uuid4().hex}", "hej"))
+    assert serving.main(["rollback", "--no-reload", "--root", root]) == 0
+    _wait_for_model(topology, "af-a.tar.gz")
 
 
 def test_killing_one_server_mid_conversation_loses_nothing(topology):
