@@ -140,7 +140,7 @@ class FakeServiceNow:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     @property
@@ -197,8 +197,8 @@ def test_a_second_yes_after_a_lost_reply_gives_the_same_case(emulator, admin, tm
 
 def test_a_second_yes_after_servicenow_stored_the_case_but_the_answer_was_lost(emulator, admin, tmp_path):
     # ServiceNow stores the case, then answers too late: the leader is told "modtaget".
-    admin.faults(latency_ms=1500, latency_phase="after", methods=["POST"])
-    service = CaseService(test_settings(emulator.url, tmp_path), budget_seconds=0.5)
+    admin.faults(latency_ms=2500, latency_phase="after", methods=["POST"])
+    service = CaseService(test_settings(emulator.url, tmp_path), budget_seconds=0.8)
     first = run(service.submit_case(help_request()))
     assert first.status == "queued"
     admin.reset_faults()
@@ -440,16 +440,18 @@ def test_a_worker_round_waits_as_servicenow_asks_for_every_entry(fake, tmp_path)
 
 
 def test_a_hanging_servicenow_does_not_keep_the_leader_waiting(fake, tmp_path):
-    fake.slow_post = 2.0
+    fake.slow_post = 0.8  # far below SERVICENOW_TIMEOUT_SECONDS, far above the leader's deadline
     settings = test_settings(fake.url, tmp_path, SERVICENOW_TIMEOUT_SECONDS="8")
-    service = CaseService(settings, budget_seconds=0.5)
+    service = CaseService(settings, budget_seconds=0.25)
     started = time.monotonic()
     result = run(service.submit_case(help_request()))
     took = time.monotonic() - started
     assert result.status == "queued"
-    assert took < 1.2, f"the leader waited {took:.2f}s"
+    assert took < 0.6, f"the leader waited {took:.2f}s"
     fake.slow_post = 0.0
-    time.sleep(2.0 - took + 0.1)  # the slow POST did arrive in the end
+    deadline = time.monotonic() + 3
+    while not fake.records and time.monotonic() < deadline:  # the slow POST arrives in the end
+        time.sleep(0.02)
     assert deliver_due(service.outbox, ServiceNowClient(settings), 0.05).delivered == 1
     assert len(fake.records) == 1  # found by correlation id, not posted twice
 
