@@ -104,6 +104,8 @@ def start_stack(tmp: Path) -> ChatStack:
             "AF_MODE": "development",
             # The test stack keeps the model it was started with, whatever models/i-drift says.
             "AF_MODEL_POLL_SECONDS": "0",
+            # the attack run (tests/test_attack_run.py) logs in "from" many addresses
+            "AF_WEB_TRUSTED_PROXIES": "127.0.0.1",
             "AF_IDENTITY_REQUIRED": "true",
             "AF_RASA_PORT": str(rasa_port),
             "AF_ACTIONS_PORT": str(actions_port),

@@ -1,0 +1,20 @@
+"""The scripted insider attack (scripts/attack_run.py) against a running stack that requires a
+login: identity downgrade, another leader's conversation, typed payload commands, 50 MB bodies,
+60 parallel wrong logins, CPR numbers in every shape - and then every store, log and the
+trainers' review sheet read back. Every check must hold (issue 14)."""
+from __future__ import annotations
+
+from scripts import attack_run
+
+pytest_plugins = ["tests.chat_stack"]
+
+
+def test_the_insider_attack_run_finds_no_hole(chat_stack):
+    target = attack_run.Target(
+        rasa=chat_stack.rasa_url, web=chat_stack.web_url, emulator="http://127.0.0.1:9",  # ServiceNow away
+        var_dir=chat_stack.tmp / "var", log_dir=chat_stack.log_dir, api_token=chat_stack.api_token,
+        identity_key=chat_stack.identity_key,
+    )
+    findings = attack_run.run(target)
+    failed = [f"{f.attack}: {f.detail}" for f in findings if not f.ok]
+    assert len(findings) >= 17 and not failed, "\n".join(failed)
