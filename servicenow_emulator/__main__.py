@@ -11,12 +11,14 @@ import logging
 import signal
 import sys
 
+from actions.logsetup import configure_logging
 from actions.settings import ConfigError, get_settings
 from servicenow_emulator.server import EmulatorServer, credentials_from_settings
 
 
 async def _serve() -> None:
     settings = get_settings()
+    configure_logging(settings, "servicenow-emulator")
     server = EmulatorServer(
         settings.bind_host,
         settings.emulator_port,
@@ -42,7 +44,6 @@ async def _serve() -> None:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(_serve())
     except ConfigError as exc:

@@ -5,13 +5,14 @@ import logging
 
 from aiohttp import web
 
+from actions.logsetup import configure_logging
 from actions.settings import get_settings
 from web.app import create_app
 
 
 def main() -> None:
     settings = get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings, "web")  # logs/web.log, or masked JSON on stdout in a container
     mode = "UDVIKLING (demo-ledere, udviklingsnøgle)" if settings.development else "PRODUKTION"
     print(f"AF-assistentens webside: http://{settings.bind_host}:{settings.web_port}/  [{mode}]", flush=True)
     web.run_app(create_app(settings), host=settings.bind_host, port=settings.web_port, print=None)
