@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Creates .venv with Python 3.10 and installs the pinned packages.
-# Re-runs only when the requirement files change (stamp file in .venv).
+# Creates .venv with Python 3.10 and installs the locked packages with hash checking
+# (locks/dev-py310.txt, made by scripts/lock.sh from requirements*.txt and constraints.txt):
+# pip refuses any file whose sha256 is not in the lock, and any package that is not in it.
+# Re-runs only when the requirement or lock files change (stamp file in .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-stamp_src=$(cat requirements.txt requirements-dev.txt constraints.txt package.json package-lock.json | sha256sum | cut -c1-16)
+stamp_src=$(cat requirements.txt requirements-dev.txt constraints.txt locks/dev-py310.txt package.json package-lock.json | sha256sum | cut -c1-16)
 stamp=".venv/.installed-$stamp_src"
 if [ -f "$stamp" ] && [ -x .venv/bin/python ]; then
   exit 0
@@ -15,8 +17,8 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; assert sys.ve
   "$py" -m venv .venv
 fi
 mkdir -p logs
-echo "Installerer de låste pakker (log: logs/pip-install.log) ..."
-if ! .venv/bin/python -m pip install --disable-pip-version-check -r requirements-dev.txt -c constraints.txt >logs/pip-install.log 2>&1; then
+echo "Installerer de låste pakker med kontrol af hashes (log: logs/pip-install.log) ..."
+if ! .venv/bin/python -m pip install --disable-pip-version-check --require-hashes -r locks/dev-py310.txt >logs/pip-install.log 2>&1; then
   tail -n 30 logs/pip-install.log >&2
   echo "FEJL: pakkerne kunne ikke installeres, se logs/pip-install.log" >&2
   exit 1
