@@ -4,24 +4,28 @@ Every process of AF-assistenten (action server, Rasa channels, web server,
 ServiceNow emulator, scripts) gets its configuration from `get_settings()`.
 Nothing else in the code base reads ``os.environ``.
 
-Defaults are safe: the code default is *production* mode, where development
-secrets are refused. ``make run`` sets ``AF_MODE=development`` explicitly and
-says so loudly when it starts.
+Defaults are safe: the code default is *production* mode. There a missing
+secret, a development value (``DEV_*``) or a key that is too short stops the
+process at start with a Danish message that names the variable and never
+shows its value (`_production_problems`). ``make run`` sets
+``AF_MODE=development`` explicitly and says so loudly when it starts.
 """
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping, Optional, Tuple
-from urllib.parse import quote
+from typing import List, Mapping, Optional, Tuple
+from urllib.parse import quote, urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Development-only defaults. They are documented in README.md and refused in
-# production mode (see `_secret`).
+# production mode, also when set explicitly (see `_production_problems`).
 DEV_RASA_API_TOKEN = "udvikling-rasa-token"
 DEV_IDENTITY_JWT_KEY = "udvikling-identitetsnoegle-kun-til-test"
 DEV_SERVICENOW_USERNAME = "af.assistent"
@@ -29,13 +33,41 @@ DEV_SERVICENOW_PASSWORD = "udvikling-servicenow"
 DEV_SERVICENOW_CLIENT_ID = "af-assistent-dev"
 DEV_SERVICENOW_CLIENT_SECRET = "udvikling-oauth-hemmelighed"
 DEV_WEB_SESSION_KEY = "udvikling-web-sessionsnoegle"
+# Who signs the development page's identity tokens, and for whom (web/leader_page.py).
+DEV_IDENTITY_ISSUER = "af-assistenten-udvikling"
+DEV_IDENTITY_AUDIENCE = "af-assistenten-udvikling"
 # The demo supporter seeded in development mode (web/support_auth.py, docs/handoff.md).
 DEV_SUPPORTER_USERNAME = "demo.supporter"
 DEV_SUPPORTER_PASSWORD = "udvikling-support"
 
 
+# Production: the shortest shared secret we accept (RASA_API_TOKEN, AF_IDENTITY_JWT_KEY,
+# AF_WEB_SESSION_KEY). An HMAC key must also be as long as its hash (HS384: 48, HS512: 64).
+MIN_SECRET_LENGTH = 32
+# The longest life (exp - iat) of an identity token; AF_IDENTITY_MAX_LIFETIME_SECONDS may lower it.
+IDENTITY_MAX_LIFETIME_SECONDS = 12 * 3600
+HMAC_ALGORITHMS = {"HS256": 32, "HS384": 48, "HS512": 64}
+# Asymmetric algorithms and the kind of public key each needs. "none" is never accepted.
+ASYMMETRIC_ALGORITHMS = {
+    "RS256": "rsa", "RS384": "rsa", "RS512": "rsa", "PS256": "rsa", "PS384": "rsa", "PS512": "rsa",
+    "ES256": "ec", "ES384": "ec", "ES512": "ec", "EdDSA": "ed",
+}
+_DOMAIN_RE = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# Secrets checked against the development values in production (value or NAME_FILE).
+_SECRET_NAMES = (
+    "RASA_API_TOKEN", "AF_IDENTITY_JWT_KEY", "AF_WEB_SESSION_KEY", "SERVICENOW_USERNAME", "SERVICENOW_PASSWORD",
+    "SERVICENOW_CLIENT_ID", "SERVICENOW_CLIENT_SECRET", "AF_POSTGRES_PASSWORD", "AF_REDIS_PASSWORD",
+)
+_NEW_SECRET_HINT = 'Lav en ny værdi med: python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
 class ConfigError(ValueError):
     """A configuration value is missing or invalid."""
+
+
+def _development_values() -> set:
+    return {value for name, value in globals().items() if name.startswith("DEV_") and isinstance(value, str) and value}
 
 
 def _str(env: Mapping[str, str], name: str, default: str) -> str:
@@ -107,6 +139,81 @@ def _secret(env: Mapping[str, str], name: str, dev_default: str, development: bo
     return dev_default if development else ""
 
 
+def _source(env: Mapping[str, str], name: str) -> str:
+    """The variable a value came from: NAME_FILE when that is set, else NAME (for messages)."""
+    return f"{name}_FILE" if env.get(f"{name}_FILE") else name
+
+
+def _pem(env: Mapping[str, str], name: str) -> str:
+    """A PEM text from NAME (``\\n`` allowed for line breaks) or from the file NAME_FILE."""
+    value = _secret(env, name, "", False)
+    if value and "\n" not in value and "\\n" in value:
+        value = value.replace("\\n", "\n")
+    return value
+
+
+def _algorithms(env: Mapping[str, str], default: str) -> Tuple[str, ...]:
+    """AF_IDENTITY_JWT_ALGORITHM: one algorithm, or several of the same kind (comma separated)."""
+    names = _list(env, "AF_IDENTITY_JWT_ALGORITHM", (default,))
+    known = {**HMAC_ALGORITHMS, **ASYMMETRIC_ALGORITHMS}
+    for name in names:
+        if name.lower() == "none":
+            raise ConfigError("AF_IDENTITY_JWT_ALGORITHM: 'none' (usignerede tokens) er aldrig tilladt")
+        if name not in known:
+            raise ConfigError(
+                f"AF_IDENTITY_JWT_ALGORITHM: ukendt algoritme {name!r}. Brug en af {', '.join(known)}")
+    if len({name in HMAC_ALGORITHMS for name in names}) > 1:
+        # An attacker could otherwise sign with the public key as an HMAC secret.
+        raise ConfigError("AF_IDENTITY_JWT_ALGORITHM: bland ikke HS-algoritmer med RS/PS/ES/EdDSA")
+    return names
+
+
+def _public_key_kind(pem: str) -> str:
+    """'rsa', 'ec' or 'ed' for a PEM public key; ConfigError (without the key) otherwise."""
+    if "PRIVATE KEY" in pem:
+        raise ConfigError(
+            "AF_IDENTITY_PUBLIC_KEY indeholder en privat nøgle. Giv kun intranettets offentlige nøgle; "
+            "den private nøgle må aldrig ligge hos AF-assistenten")
+    try:
+        from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+    except ImportError as exc:  # pragma: no cover - cryptography is pinned in requirements.txt
+        raise ConfigError("AF_IDENTITY_PUBLIC_KEY kræver pakken cryptography") from exc
+    try:
+        key = load_pem_public_key(pem.encode("utf-8"))
+    except (ValueError, TypeError):
+        raise ConfigError("AF_IDENTITY_PUBLIC_KEY er ikke en offentlig nøgle i PEM-format") from None
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < 2048:
+            raise ConfigError("AF_IDENTITY_PUBLIC_KEY: en RSA-nøgle skal have mindst 2048 bit")
+        return "rsa"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "ec"
+    if isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+        return "ed"
+    raise ConfigError("AF_IDENTITY_PUBLIC_KEY: nøgletypen understøttes ikke (brug RSA, EC eller Ed25519)")
+
+
+def _jwks_url(env: Mapping[str, str]) -> str:
+    url = _str(env, "AF_IDENTITY_JWKS_URL", "")
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if not parts.hostname or parts.scheme not in {"https", "http"} or (
+            parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS):
+        raise ConfigError("AF_IDENTITY_JWKS_URL skal være en https-adresse (http kun på 127.0.0.1)")
+    return url
+
+
+def _email_domains(env: Mapping[str, str]) -> Tuple[str, ...]:
+    domains = tuple(d.lower() for d in _list(env, "AF_IDENTITY_EMAIL_DOMAINS", ()))
+    for domain in domains:
+        if not _DOMAIN_RE.match(domain):
+            raise ConfigError(
+                f"AF_IDENTITY_EMAIL_DOMAINS: {domain!r} er ikke et domæne (skriv fx buf.kk.dk,kk.dk)")
+    return domains
+
+
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
     raw = env.get(name)
     path = Path(raw) if raw else default
@@ -129,9 +236,19 @@ class Settings:
     rasa_api_token: str
     actions_port: int
     actions_url: str
-    # Identity (signed token from the intranet)
+    # Identity (signed token from the intranet, checked in actions/identity.py). Either a shared
+    # HMAC key (HS*) or, better, the intranet's public key / JWKS (RS*, PS*, ES*, EdDSA): then no
+    # host of ours holds a key that can sign an identity.
     identity_jwt_key: str
-    identity_jwt_algorithm: str
+    identity_jwt_algorithms: Tuple[str, ...]
+    identity_public_key: str
+    identity_jwks_url: str
+    identity_jwks_timeout_seconds: float
+    identity_jwks_cache_seconds: int
+    identity_issuer: str
+    identity_audience: str
+    identity_max_lifetime_seconds: int
+    identity_email_domains: Tuple[str, ...]
     identity_required: bool
     allowed_origins: Tuple[str, ...]
     # ServiceNow
@@ -199,6 +316,16 @@ class Settings:
         return self.mode == "development"
 
     @property
+    def identity_jwt_algorithm(self) -> str:
+        """The first accepted identity algorithm (the one the development page signs with)."""
+        return self.identity_jwt_algorithms[0]
+
+    @property
+    def identity_asymmetric(self) -> bool:
+        """True when tokens are checked with a public key or a JWKS (no signing key here)."""
+        return bool(self.identity_public_key or self.identity_jwks_url)
+
+    @property
     def redis_url(self) -> str:
         """The Redis URL for clients that take one (socket.io's manager); the password URL-quoted."""
         auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
@@ -231,6 +358,22 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
     lock_store = _str(env, "AF_LOCK_STORE", "memory").lower()
 
     servicenow_url = _str(env, "SERVICENOW_URL", f"http://127.0.0.1:{emulator_port}" if dev else "")
+    identity_public_key = _pem(env, "AF_IDENTITY_PUBLIC_KEY")
+    identity_jwks_url = _jwks_url(env)
+    if identity_public_key and identity_jwks_url:
+        raise ConfigError("Sæt enten AF_IDENTITY_PUBLIC_KEY eller AF_IDENTITY_JWKS_URL, ikke begge")
+    key_kind = _public_key_kind(identity_public_key) if identity_public_key else ""
+    default_algorithm = {"rsa": "RS256", "ec": "ES256", "ed": "EdDSA"}.get(key_kind, "RS256")
+    identity_algorithms = _algorithms(env, default_algorithm if identity_public_key or identity_jwks_url else "HS256")
+    identity_hmac = identity_algorithms[0] in HMAC_ALGORITHMS
+    if identity_hmac and (identity_public_key or identity_jwks_url):
+        raise ConfigError("AF_IDENTITY_JWT_ALGORITHM: en offentlig nøgle eller JWKS kræver RS/PS/ES/EdDSA, ikke HS")
+    if key_kind and any(ASYMMETRIC_ALGORITHMS[a] != key_kind for a in identity_algorithms):
+        raise ConfigError("AF_IDENTITY_JWT_ALGORITHM passer ikke til nøgletypen i AF_IDENTITY_PUBLIC_KEY")
+    if not identity_hmac and (env.get("AF_IDENTITY_JWT_KEY", "").strip() or env.get("AF_IDENTITY_JWT_KEY_FILE")):
+        raise ConfigError(
+            "AF_IDENTITY_JWT_KEY bruges kun med HS-algoritmer. Med en offentlig nøgle eller JWKS skal den fjernes, "
+            "så ingen server hos os kan underskrive en identitet")
     settings = Settings(
         mode=mode,
         profile_dir=profile_dir,
@@ -246,8 +389,17 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         actions_port=actions_port,
         # Where the Rasa server calls the actions (a load balancer in the scaled set-up).
         actions_url=_str(env, "AF_ACTIONS_URL", f"http://127.0.0.1:{actions_port}/webhook"),
-        identity_jwt_key=_secret(env, "AF_IDENTITY_JWT_KEY", DEV_IDENTITY_JWT_KEY, dev),
-        identity_jwt_algorithm=_str(env, "AF_IDENTITY_JWT_ALGORITHM", "HS256"),
+        identity_jwt_key=_secret(env, "AF_IDENTITY_JWT_KEY", DEV_IDENTITY_JWT_KEY, dev) if identity_hmac else "",
+        identity_jwt_algorithms=identity_algorithms,
+        identity_public_key=identity_public_key,
+        identity_jwks_url=identity_jwks_url,
+        identity_jwks_timeout_seconds=_float(env, "AF_IDENTITY_JWKS_TIMEOUT_SECONDS", 3.0, 0.1, 30.0),
+        identity_jwks_cache_seconds=_int(env, "AF_IDENTITY_JWKS_CACHE_SECONDS", 300, 10, 24 * 3600),
+        identity_issuer=_str(env, "AF_IDENTITY_ISSUER", DEV_IDENTITY_ISSUER if dev else ""),
+        identity_audience=_str(env, "AF_IDENTITY_AUDIENCE", DEV_IDENTITY_AUDIENCE if dev else ""),
+        identity_max_lifetime_seconds=_int(
+            env, "AF_IDENTITY_MAX_LIFETIME_SECONDS", IDENTITY_MAX_LIFETIME_SECONDS, 60, IDENTITY_MAX_LIFETIME_SECONDS),
+        identity_email_domains=_email_domains(env),
         identity_required=_bool(env, "AF_IDENTITY_REQUIRED", not dev),
         allowed_origins=_list(
             env, "AF_ALLOWED_ORIGINS", (f"http://127.0.0.1:{web_port}", f"http://localhost:{web_port}")
@@ -318,6 +470,95 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         raise ConfigError("AF_SOCKETIO_MANAGER skal være local eller redis")
     if not settings.profile_dir.is_dir():
         raise ConfigError(f"AF_PROFILE: organisationsprofilen findes ikke: {settings.profile_dir}")
+    if not dev:
+        problems = _production_problems(env, settings)
+        if problems:
+            raise ConfigError(
+                "AF-assistenten starter ikke i drift (AF_MODE=production):\n"
+                + "\n".join(f"- {problem}" for problem in problems)
+                + f"\n{_NEW_SECRET_HINT}"
+            )
+    return settings
+
+
+def _production_problems(env: Mapping[str, str], settings: Settings) -> List[str]:
+    """What stops production: development values, short keys, missing secrets. Never a value."""
+    problems: List[str] = []
+    development_values = _development_values()
+    secrets = {
+        "RASA_API_TOKEN": settings.rasa_api_token,
+        "AF_IDENTITY_JWT_KEY": settings.identity_jwt_key,
+        "AF_WEB_SESSION_KEY": settings.web_session_key,
+        "SERVICENOW_USERNAME": settings.servicenow_username,
+        "SERVICENOW_PASSWORD": settings.servicenow_password,
+        "SERVICENOW_CLIENT_ID": settings.servicenow_client_id,
+        "SERVICENOW_CLIENT_SECRET": settings.servicenow_client_secret,
+        "AF_POSTGRES_PASSWORD": settings.postgres_password,
+        "AF_REDIS_PASSWORD": settings.redis_password,
+    }
+    assert set(secrets) == set(_SECRET_NAMES)
+    for name, value in secrets.items():
+        if value and value in development_values:
+            problems.append(f"{_source(env, name)} har en udviklingsværdi. Den er offentlig og må ikke bruges "
+                            "i drift. Sæt en ny, tilfældig værdi.")
+    for name, value in (("AF_IDENTITY_ISSUER", settings.identity_issuer),
+                        ("AF_IDENTITY_AUDIENCE", settings.identity_audience)):
+        if value and value in development_values:
+            problems.append(f"{name} har udviklingsværdien. Sæt den værdi, intranettet bruger i sine tokens.")
+    minimum = {"RASA_API_TOKEN": MIN_SECRET_LENGTH, "AF_WEB_SESSION_KEY": MIN_SECRET_LENGTH,
+               "AF_IDENTITY_JWT_KEY": max([MIN_SECRET_LENGTH] + [HMAC_ALGORITHMS.get(a, 0)
+                                                                 for a in settings.identity_jwt_algorithms])}
+    for name, length in minimum.items():
+        value = secrets[name]
+        if value and value not in development_values and len(value) < length:
+            problems.append(f"{_source(env, name)} er for kort. Brug mindst {length} tilfældige tegn.")
+
+    def missing(name: str, why: str) -> None:
+        problems.append(f"{name} mangler ({why}). Sæt den i miljøet eller i en fil med {name}_FILE.")
+
+    if not settings.rasa_api_token:
+        missing("RASA_API_TOKEN", "Rasas HTTP-API og konsollen bruger den")
+    identity_configured = bool(settings.identity_jwt_key or settings.identity_asymmetric)
+    if settings.identity_required and not identity_configured:
+        problems.append(
+            "AF_IDENTITY_JWT_KEY mangler, eller AF_IDENTITY_PUBLIC_KEY / AF_IDENTITY_JWKS_URL, hvis intranettet "
+            "underskriver med en privat nøgle (bedst). Uden den kan ingen leder logge ind.")
+    if settings.identity_required or identity_configured:
+        for name, value in (("AF_IDENTITY_ISSUER", settings.identity_issuer),
+                            ("AF_IDENTITY_AUDIENCE", settings.identity_audience)):
+            if not value:
+                problems.append(f"{name} mangler. Sæt den værdi ('iss' / 'aud'), intranettet skriver i sine tokens.")
+    if settings.servicenow_url:
+        oauth = (settings.servicenow_client_id, settings.servicenow_client_secret)
+        basic = (settings.servicenow_username, settings.servicenow_password)
+        if any(oauth) and not all(oauth):
+            problems.append("SERVICENOW_CLIENT_ID og SERVICENOW_CLIENT_SECRET skal sættes sammen.")
+        if any(basic) and not all(basic):
+            problems.append("SERVICENOW_USERNAME og SERVICENOW_PASSWORD skal sættes sammen.")
+        if not any(oauth) and not any(basic):
+            problems.append("SERVICENOW_URL er sat, men login til ServiceNow mangler: sæt SERVICENOW_CLIENT_ID og "
+                            "SERVICENOW_CLIENT_SECRET (OAuth) eller SERVICENOW_USERNAME og SERVICENOW_PASSWORD.")
+    return problems
+
+
+def require_web_session_key(settings: Settings) -> None:
+    """The web server (supporter console) needs AF_WEB_SESSION_KEY in production."""
+    if not settings.development and not settings.web_session_key:
+        raise ConfigError("AF_WEB_SESSION_KEY mangler. Konsollens login kræver en nøgle på mindst "
+                          f"{MIN_SECRET_LENGTH} tilfældige tegn (eller en fil med AF_WEB_SESSION_KEY_FILE). "
+                          f"{_NEW_SECRET_HINT}")
+
+
+def settings_at_start(web_server: bool = False) -> Settings:
+    """``get_settings()`` for a process's start: a configuration error ends the process with its
+    Danish message on stderr and exit code 2 (no traceback, never a secret)."""
+    try:
+        settings = get_settings()
+        if web_server:
+            require_web_session_key(settings)
+    except ConfigError as exc:
+        print(f"Konfigurationsfejl: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     return settings
 
 

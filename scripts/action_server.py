@@ -5,12 +5,12 @@ import logging
 
 from rasa_sdk.endpoint import create_app
 
-from actions.settings import get_settings
+from actions.settings import settings_at_start
 from scripts.logsetup import configure_logging
 
 
 def main() -> None:
-    settings = get_settings()
+    settings = settings_at_start()  # a configuration error stops here, in Danish
     configure_logging(settings.log_dir / "actions.log")
     app = create_app("actions", cors_origins=[])
     logging.getLogger(__name__).info(

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from actions.settings import get_settings  # noqa: E402
+from actions.settings import settings_at_start  # noqa: E402
 from scripts import model as model_lookup  # noqa: E402
 from scripts.run import write_endpoints  # noqa: E402
 
@@ -34,7 +34,7 @@ def default_model() -> Path:
 
 
 def main(argv: list[str]) -> None:
-    settings = get_settings()
+    settings = settings_at_start()  # a configuration error stops here, in Danish
     model = Path(argv[1]) if len(argv) > 1 else default_model()
     endpoints = write_endpoints(settings, settings.var_dir / "run" / f"endpoints-{settings.rasa_port}.yml")
     from scripts.rasa_server import main as serve

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from actions import rasa_http  # noqa: E402
-from actions.settings import DEV_SUPPORTER_PASSWORD, DEV_SUPPORTER_USERNAME, Settings, get_settings  # noqa: E402
+from actions.settings import DEV_SUPPORTER_PASSWORD, DEV_SUPPORTER_USERNAME, Settings, settings_at_start  # noqa: E402
 
 
 @dataclass
@@ -166,7 +166,7 @@ def stop_all(started: List[Service]) -> None:
 
 def main() -> int:
     os.chdir(ROOT)
-    settings = get_settings()
+    settings = settings_at_start()  # a configuration error stops here, before any process starts
     model = sys.argv[1]
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     settings.var_dir.mkdir(parents=True, exist_ok=True)

@@ -41,4 +41,5 @@ $RASA test core --model "$model" --stories tests/stories --fail-on-prediction-er
 
 echo "== 4/4 NLU evaluation on the held-out split, and form retrieval through the bot's own path"
 $PY scripts/nlu_eval.py
-$PY scripts/eval_forms.py --model "$model"
+# (development mode: it reads only the profile; production would ask for every secret)
+AF_MODE=development $PY scripts/eval_forms.py --model "$model"

@@ -19,14 +19,41 @@ log = logging.getLogger("servicenow_emulator")
 
 
 def credentials_from_settings(settings) -> Credentials:
-    """The credentials the emulator accepts: the configured ones, else the documented dev defaults."""
+    """The credentials the emulator accepts.
+
+    Development: the configured ones, else the documented development defaults. Production
+    (the emulator is then a stand-in in a production-like set-up): only the configured ones,
+    never the development defaults. A method that is not configured (Basic or OAuth) gets an
+    unguessable value nobody knows, so an empty user name or client id cannot log in.
+    """
+    import secrets
+
     from actions import settings as settings_module
+    from actions.settings import ConfigError
+
+    basic = (settings.servicenow_username, settings.servicenow_password)
+    oauth = (settings.servicenow_client_id, settings.servicenow_client_secret)
+    if settings.development:
+        return Credentials(
+            username=basic[0] or settings_module.DEV_SERVICENOW_USERNAME,
+            password=basic[1] or settings_module.DEV_SERVICENOW_PASSWORD,
+            client_id=oauth[0] or settings_module.DEV_SERVICENOW_CLIENT_ID,
+            client_secret=oauth[1] or settings_module.DEV_SERVICENOW_CLIENT_SECRET,
+        )
+    if not all(basic) and not all(oauth):
+        raise ConfigError(
+            "ServiceNow-emulatoren bruger aldrig udviklingslogin i drift. Sæt SERVICENOW_USERNAME og "
+            "SERVICENOW_PASSWORD eller SERVICENOW_CLIENT_ID og SERVICENOW_CLIENT_SECRET."
+        )
+
+    def unusable() -> str:
+        return "ikke-sat-" + secrets.token_urlsafe(32)
 
     return Credentials(
-        username=settings.servicenow_username or settings_module.DEV_SERVICENOW_USERNAME,
-        password=settings.servicenow_password or settings_module.DEV_SERVICENOW_PASSWORD,
-        client_id=settings.servicenow_client_id or settings_module.DEV_SERVICENOW_CLIENT_ID,
-        client_secret=settings.servicenow_client_secret or settings_module.DEV_SERVICENOW_CLIENT_SECRET,
+        username=basic[0] if all(basic) else unusable(),
+        password=basic[1] if all(basic) else unusable(),
+        client_id=oauth[0] if all(oauth) else unusable(),
+        client_secret=oauth[1] if all(oauth) else unusable(),
     )
 
 

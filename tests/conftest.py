@@ -26,6 +26,15 @@ sys.path.insert(0, str(ROOT))
 from actions import rasa_http  # noqa: E402
 from actions.identity import issue_token  # noqa: E402
 from actions.settings import load_settings  # noqa: E402
+from tests.production_env import PRODUCTION_ENV  # noqa: E402
+
+# The code's default mode is production, which refuses to load without its secrets. Unless the
+# environment chooses a mode itself, this test process is production with fake, valid values
+# (tests/production_env.py), so code that calls get_settings() sees a complete production set-up.
+# The stacks strip AF_*/RASA_*/SERVICENOW_* and run in development mode.
+if os.environ.get("AF_MODE", "").strip().lower() in {"", "production"}:
+    for _name, _value in PRODUCTION_ENV.items():
+        os.environ.setdefault(_name, _value)
 
 
 @pytest.fixture(autouse=True)
@@ -39,11 +48,16 @@ def _fresh_settings_after_each_test():
 
 @pytest.fixture
 def production_settings(monkeypatch):
-    """This process in production mode (a login is required), with a long identity key."""
+    """This process in production mode (a login is required), with valid production values
+    (tests/production_env.py; sign tokens for it with its ``sign_token``)."""
     from actions.settings import get_settings
+    from tests.production_env import PRODUCTION_ENV
 
-    monkeypatch.setenv("AF_MODE", "production")
-    monkeypatch.setenv("AF_IDENTITY_JWT_KEY", "k" * 48)
+    for name in list(os.environ):
+        if name.startswith(("AF_IDENTITY_", "SERVICENOW_", "RASA_API_TOKEN", "AF_WEB_SESSION_KEY")):
+            monkeypatch.delenv(name)
+    for name, value in PRODUCTION_ENV.items():
+        monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     return get_settings()
 

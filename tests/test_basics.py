@@ -87,9 +87,10 @@ def _expired_token():
     import jwt
 
     past = int(time.time()) - 10 * 3600
-    payload = {"name": "Mette Hansen", "email": "mette.hansen@buf.kk.dk", "institution": "Valby Skole",
-               "unit": "", "iat": past, "exp": past + 8 * 3600}
     settings = get_settings()
+    payload = {"name": "Mette Hansen", "email": "mette.hansen@buf.kk.dk", "institution": "Valby Skole",
+               "unit": "", "iat": past, "exp": past + 8 * 3600,
+               "iss": settings.identity_issuer, "aud": settings.identity_audience}
     return jwt.encode(payload, settings.identity_jwt_key, algorithm=settings.identity_jwt_algorithm)
 
 
@@ -107,7 +108,10 @@ def test_a_typed_session_start_with_an_expired_start_token_keeps_the_verified_le
 
 
 def test_a_session_start_uses_the_current_messages_verified_token(production_settings):
-    fresh = issue_token({"name": "Ole Holm", "email": "ole.holm@buf.kk.dk", "institution": "Valby Skole"})
+    from tests.production_env import sign_token  # issue_token is for development only
+
+    fresh = sign_token({"name": "Ole Holm", "email": "ole.holm@buf.kk.dk", "institution": "Valby Skole"},
+                       production_settings)
     tracker = _tracker([_user("session_start", "/session_start", {"identity_token": fresh})],
                        {"session_started_metadata": {"identity_token": _expired_token()}})
     _, events = _run(ActionSessionStart(), tracker)

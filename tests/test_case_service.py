@@ -259,8 +259,9 @@ def test_a_waiting_leader_is_answered_within_the_budget(emulator, admin, tmp_pat
 def test_production_without_servicenow_url_queues_instead_of_failing(tmp_path):
     from actions.settings import load_settings
 
-    settings = load_settings({"AF_MODE": "production", "AF_VAR_DIR": str(tmp_path),
-                              "AF_OUTBOX_PATH": str(tmp_path / "outbox.sqlite3")})
+    from tests.production_env import production_env
+
+    settings = load_settings(production_env(AF_VAR_DIR=str(tmp_path), AF_OUTBOX_PATH=str(tmp_path / "outbox.sqlite3")))
     assert settings.servicenow_url == ""
     unconfigured = CaseService(settings)
     result = run(unconfigured.submit_case(help_request()))

@@ -116,8 +116,9 @@ def test_passwords_are_hashed_and_the_file_holds_no_password(tmp_path):
     support_auth.add_supporter(path, "Sofie.Lund", "Sofie Lund", "en lang nok adgangskode")
     text = path.read_text()
     assert "sofie.lund" in text and "en lang nok adgangskode" not in text and "scrypt$" in text
-    settings = settings_for(tmp_path, AF_SUPPORTERS_FILE=str(path), AF_MODE="production",
-                            AF_WEB_SESSION_KEY="k" * 40, RASA_API_TOKEN="t" * 40)
+    from tests.production_env import production_env
+
+    settings = settings_for(tmp_path, **production_env(AF_SUPPORTERS_FILE=str(path), AF_WEB_SESSION_KEY="k" * 40))
     assert support_auth.authenticate(settings, "sofie.lund", "en lang nok adgangskode").name == "Sofie Lund"
     assert support_auth.authenticate(settings, "sofie.lund", "forkert adgangskode") is None
     # the development demo supporter does not exist in production

@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from actions.identity import verify_token
 from actions.profile import get_profile
 from actions.settings import load_settings
+from tests.production_env import production_env
 from web.app import create_app
 
 
@@ -25,8 +26,8 @@ def run(settings, scenario):
 
 
 DEV = load_settings({"AF_MODE": "development", "AF_RASA_PORT": "5999"})
-PROD = load_settings({"AF_MODE": "production", "AF_IDENTITY_JWT_KEY": "p" * 40, "RASA_API_TOKEN": "t" * 32,
-                      "SERVICENOW_URL": "https://sn.example"})
+PROD = load_settings(production_env(SERVICENOW_URL="https://sn.example", SERVICENOW_CLIENT_ID="af-test-klient",
+                                    SERVICENOW_CLIENT_SECRET="test-klienthemmelighed-0123456789"))
 
 
 def test_development_page_offers_demo_leaders_and_signs_their_token():

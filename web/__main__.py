@@ -6,12 +6,13 @@ import logging
 from aiohttp import web
 
 from actions.logsetup import configure_logging
-from actions.settings import get_settings
+from actions.settings import settings_at_start
 from web.app import create_app
 
 
 def main() -> None:
-    settings = get_settings()
+    # Production needs AF_WEB_SESSION_KEY here (the console's logins); errors stop here, in Danish.
+    settings = settings_at_start(web_server=True)
     configure_logging(settings, "web")  # logs/web.log, or masked JSON on stdout in a container
     mode = "UDVIKLING (demo-ledere, udviklingsnøgle)" if settings.development else "PRODUKTION"
     print(f"AF-assistentens webside: http://{settings.bind_host}:{settings.web_port}/  [{mode}]", flush=True)
