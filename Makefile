@@ -71,3 +71,27 @@ purge: setup
 
 clean:
 	rm -rf models results test-output var/nlu-eval var/nlu-split
+
+# Supply chain (docs/security.md, "Runtime og forsyningskæde"). Tools live in their own venv
+# under ~/.cache/af-assistenten (scripts/tools_venv.sh), never in .venv.
+.PHONY: audit sbom lock pin-images app-venv
+
+# Known vulnerabilities in every lock; fails only on a finding not in docs/accepted-risks.txt.
+audit:
+	@scripts/audit.sh
+
+# CycloneDX SBOM per image (results/sbom/) and the licence list docs/licenser.md.
+sbom: setup
+	@scripts/sbom.sh
+
+# Regenerate the hashed locks in locks/ after changing requirements*.txt or constraints.txt.
+lock:
+	@scripts/lock.sh $(ARGS)
+
+# Pin the Dockerfile's base images by digest (needs Docker and the registry).
+pin-images:
+	@scripts/pin_base_images.sh
+
+# The Python 3.12 runtime of the action server, web server and outbox worker (prints its path).
+app-venv:
+	@scripts/app_venv.sh

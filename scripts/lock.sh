@@ -22,7 +22,8 @@ pt312="$root/pip-tools-py312-$(sha256sum locks/tools-py310.txt | cut -c1-12)"
 if [ ! -x "$pt312/bin/pip-compile" ]; then
   rm -rf "$pt312"
   "$app_py" -m venv "$pt312"
-  "$pt312/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r locks/tools-py310.txt
+  "$pt312/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r locks/tools-py310.txt \
+    >"$root/pip-tools-py312-install.log" 2>&1 || { tail -n 15 "$root/pip-tools-py312-install.log" >&2; exit 1; }
 fi
 # The machine's own pip settings (extra indexes, find-links) must never end up in a lock.
 export PIP_CONFIG_FILE=/dev/null
