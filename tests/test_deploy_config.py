@@ -42,10 +42,14 @@ def test_topology_has_two_rasa_and_two_action_servers_behind_the_proxy():
 
 def test_no_secret_has_a_default_and_the_example_leaves_them_empty():
     text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
-    for name in ("RASA_API_TOKEN", "AF_IDENTITY_JWT_KEY", "AF_WEB_SESSION_KEY", "AF_POSTGRES_PASSWORD",
-                 "AF_REDIS_PASSWORD"):
+    for name in ("RASA_API_TOKEN", "AF_WEB_SESSION_KEY", "AF_POSTGRES_PASSWORD", "AF_REDIS_PASSWORD",
+                 "AF_IDENTITY_ISSUER", "AF_IDENTITY_AUDIENCE"):
         uses = re.findall(r"\$\{" + name + r"([^}]*)\}", text)
         assert uses and all(use.startswith(":?") for use in uses), f"{name}: {uses}"
+    # The identity key is a shared key OR the intranet's public key / JWKS: compose passes whichever
+    # .env has (never a default) and actions/settings.py refuses to start without one.
+    for name in ("AF_IDENTITY_JWT_KEY", "AF_IDENTITY_PUBLIC_KEY", "AF_IDENTITY_JWKS_URL"):
+        assert all(use.startswith(":?") for use in re.findall(r"\$\{" + name + r"([^}]*)\}", text)), name
     example = _example()
     for name in SECRETS:
         assert example.get(name, None) == "", f"{name} skal stå tom i .env.example"
