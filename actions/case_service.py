@@ -20,7 +20,7 @@ reference, and AF handles it (docs/servicenow.md).
 Case numbers from ServiceNow (or from a receipt) reach the leader only in their exact
 form (``AFH`` + 7 ASCII digits); anything else gets the ``AF-XXXXX`` reference instead.
 
-All blocking work (HTTP, SQLite) runs in ``asyncio.to_thread`` so a slow
+All blocking work (HTTP, the outbox database) runs in ``asyncio.to_thread`` so a slow
 ServiceNow never stalls other conversations on the action server's loop.
 
 Settings and profile are injectable for tests: ``CaseService(settings, profile)``
@@ -187,7 +187,7 @@ class CaseService:
                 extra["sleep"] = sleep
             client = ServiceNowClient(settings, budget_seconds=budget_seconds, **extra)
         self.client = client
-        self.outbox = outbox or Outbox(settings.outbox_path)
+        self.outbox = outbox or Outbox.for_settings(settings)  # SQLite, or PostgreSQL when scaled
         self._sleep = sleep or time.sleep
 
     # -- building the case --------------------------------------------------

@@ -1,7 +1,10 @@
 """The hand-over queue shared by the action server and the web server.
 
-One small SQLite database (``settings.handoff_db_path``, default
-``var/handoff.sqlite3``) holds:
+One small database holds the tables below: the SQLite file ``settings.handoff_db_path``
+(default ``var/handoff.sqlite3``), or – in the scaled deployment
+(``AF_TRACKER_STORE=postgres``) – the tracker store's PostgreSQL database, as
+``af_handoffs``, ``af_sessions``, ... (``actions/db.py``), so action servers and web
+servers on different hosts share it:
 
 * ``handoffs`` – one row per time a leader asked for a person: who the leader
   is (from the verified identity slots), what they asked about, when they
@@ -23,23 +26,25 @@ One small SQLite database (``settings.handoff_db_path``, default
 At most one open hand-over per leader (verified e-mail), and per conversation.
 
 Every state change is a single conditional ``UPDATE`` so two processes (or
-two supporters) can never both take the same chat. It does not import
-rasa-sdk: the web server uses it too. Connections are opened per call; call
-the methods from a thread (``asyncio.to_thread``) in async code.
+two supporters) can never both take the same chat. The few multi-step checks
+(``request``: one open hand-over per leader; ``reserve_login``; ``record_read``)
+run in ``Database.transaction``: ``BEGIN IMMEDIATE`` on SQLite, an advisory lock
+on PostgreSQL. It does not import rasa-sdk: the web server uses it too. Call the
+methods from a thread (``asyncio.to_thread``) in async code.
 
 See docs/handoff.md for the whole design.
 """
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, ContextManager, Dict, List, Optional, Tuple, Union
 from zoneinfo import ZoneInfo
+
+from actions.db import Connection, Database, SqliteDatabase, database_for
 
 WAITING, ACTIVE, RETURNED, CLOSED, TIMED_OUT = "waiting", "active", "returned", "closed", "timed_out"
 OPEN_STATES = (WAITING, ACTIVE)
@@ -115,6 +120,7 @@ CREATE TABLE IF NOT EXISTS login_nonces (
 
 # Columns added after the first release: (name, type) – added to older stores at start.
 _ADDED_COLUMNS = (("resumed_at", "REAL"), ("case_correlation", "TEXT"), ("retry_at", "REAL"))
+TABLES = ("handoffs", "sessions", "audit", "transcript_reads", "login_attempts", "login_nonces")
 
 
 @dataclass(frozen=True)
@@ -198,31 +204,33 @@ class AuditEntry:
     detail: Optional[str]
 
 
-def _row_to_handoff(row: sqlite3.Row) -> Handoff:
+def _row_to_handoff(row: Any) -> Handoff:
     return Handoff(**{key: row[key] for key in row.keys()})
 
 
-class HandoffStore:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.executescript(_SCHEMA)
-            columns = {row[1] for row in db.execute("PRAGMA table_info(handoffs)")}
-            for name, kind in _ADDED_COLUMNS:  # stores created before the column existed
-                if name not in columns:
-                    db.execute(f"ALTER TABLE handoffs ADD COLUMN {name} {kind}")
+def sqlite_database(path: Path) -> SqliteDatabase:
+    return SqliteDatabase(path, TABLES, timeout=10.0)
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(str(self.path), timeout=10, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA busy_timeout=10000")
-            yield db
-        finally:
-            db.close()
+
+def database_for_settings(settings: Any) -> Database:
+    """The hand-over store's database for ``settings``: PostgreSQL in the scaled deployment."""
+    return database_for(settings, settings.handoff_db_path, TABLES, timeout=10.0)
+
+
+class HandoffStore:
+    def __init__(self, target: Union[Path, str, Database]) -> None:
+        """``target``: a SQLite file, or a ``Database`` (``database_for_settings``). The tables are
+        created if they are not there yet."""
+        self.db = target if isinstance(target, Database) else sqlite_database(Path(target))
+        self.path: Optional[Path] = getattr(self.db, "path", None)  # the SQLite file, if any
+        self.db.ensure_schema(_SCHEMA, {"handoffs": _ADDED_COLUMNS})
+
+    @classmethod
+    def for_settings(cls, settings: Any) -> "HandoffStore":
+        return cls(database_for_settings(settings))
+
+    def _db(self) -> ContextManager[Connection]:
+        return self.db.connect()
 
     # -- the queue ------------------------------------------------------------
     def request(
@@ -244,33 +252,27 @@ class HandoffStore:
         returned – check ``conversation_id`` – and nothing new is queued."""
         now = time.time() if now is None else now
         email = (leader_email or "").strip().lower() or None
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+        with self.db.transaction(lock="handoff_request") as db:
+            row = db.execute(
+                "SELECT * FROM handoffs WHERE conversation_id = ? AND status IN ('waiting', 'active')",
+                (conversation_id,),
+            ).fetchone()
+            if row is None and email:
                 row = db.execute(
-                    "SELECT * FROM handoffs WHERE conversation_id = ? AND status IN ('waiting', 'active')",
-                    (conversation_id,),
+                    "SELECT * FROM handoffs WHERE status IN ('waiting', 'active') AND LOWER(leader_email) = ?"
+                    " ORDER BY id LIMIT 1",
+                    (email,),
                 ).fetchone()
-                if row is None and email:
-                    row = db.execute(
-                        "SELECT * FROM handoffs WHERE status IN ('waiting', 'active') AND LOWER(leader_email) = ?"
-                        " ORDER BY id LIMIT 1",
-                        (email,),
-                    ).fetchone()
-                created = row is None
-                if created:
-                    cursor = db.execute(
-                        "INSERT INTO handoffs (conversation_id, status, leader_name, leader_email,"
-                        " leader_institution, leader_unit, topic, requested_at, deadline_at, case_correlation)"
-                        " VALUES (?, 'waiting', ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (conversation_id, leader_name, email, leader_institution, leader_unit, topic,
-                         now, now + wait_seconds, uuid.uuid4().hex),
-                    )
-                    row = db.execute("SELECT * FROM handoffs WHERE id = ?", (cursor.lastrowid,)).fetchone()
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            created = row is None
+            if created:
+                new_id = db.insert(
+                    "INSERT INTO handoffs (conversation_id, status, leader_name, leader_email,"
+                    " leader_institution, leader_unit, topic, requested_at, deadline_at, case_correlation)"
+                    " VALUES (?, 'waiting', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (conversation_id, leader_name, email, leader_institution, leader_unit, topic,
+                     now, now + wait_seconds, uuid.uuid4().hex),
+                )
+                row = db.execute("SELECT * FROM handoffs WHERE id = ?", (new_id,)).fetchone()
         return _row_to_handoff(row), created
 
     def get(self, handoff_id: int) -> Optional[Handoff]:
@@ -430,6 +432,13 @@ class HandoffStore:
             db.execute("UPDATE handoffs SET deadline_at = ? WHERE id = ? AND status = 'waiting'",
                        (deadline_at, handoff_id))
 
+    def count_purgeable(self, before: float) -> int:
+        """How many ended hand-overs ``purge(before)`` would delete."""
+        with self._db() as db:
+            return int(db.execute(
+                "SELECT COUNT(*) FROM handoffs WHERE status NOT IN ('waiting', 'active')"
+                " AND COALESCE(ended_at, requested_at) < ?", (before,)).fetchone()[0])
+
     def purge(self, before: float) -> int:
         """Delete ended hand-overs (they hold the leader's name, e-mail and words) and audit entries
         older than ``before``; for the retention job. Returns the number of hand-overs deleted."""
@@ -500,38 +509,34 @@ class HandoffStore:
                 ("ip = ? AND username = ? AND device IS NULL", (ip, username), limits.per_ip_user),
                 ("username = ? AND device IS NULL", (username,), limits.per_user),
             ]
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute("DELETE FROM login_attempts WHERE at < ?", (since,))
-                db.execute("DELETE FROM login_nonces WHERE expires_at <= ?", (now,))
-                retry_after: Optional[float] = None
-                for where, params, limit in checks:
-                    rows = db.execute(
-                        f"SELECT at FROM login_attempts WHERE {where} AND outcome <> 'ok' AND at >= ?"
-                        " ORDER BY at DESC LIMIT ?",
-                        (*params, since, limit),
-                    ).fetchall()
-                    if len(rows) >= limit:
-                        # free again when the limit-th newest counted attempt leaves the window
-                        wait = max(1.0, rows[-1][0] + limits.window_seconds - now)
-                        retry_after = max(retry_after or 0.0, wait)
-                if retry_after is not None:
-                    reservation = LoginReservation(None, "throttled", retry_after)
-                elif db.execute("SELECT 1 FROM login_nonces WHERE nonce_hash = ?", (nonce_hash,)).fetchone():
-                    reservation = LoginReservation(None, "nonce")
-                else:
-                    db.execute("INSERT INTO login_nonces (nonce_hash, expires_at) VALUES (?, ?)",
-                               (nonce_hash, nonce_expires_at))
-                    cursor = db.execute(
-                        "INSERT INTO login_attempts (at, ip, username, device, outcome) VALUES (?, ?, ?, ?, 'pending')",
-                        (now, ip, username, device),
-                    )
-                    reservation = LoginReservation(cursor.lastrowid)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        # One lock for every reservation: the limits span addresses and user names, and a login
+        # is rare enough that the web servers taking turns for a few milliseconds costs nothing.
+        with self.db.transaction(lock="login_reservation") as db:
+            db.execute("DELETE FROM login_attempts WHERE at < ?", (since,))
+            db.execute("DELETE FROM login_nonces WHERE expires_at <= ?", (now,))
+            retry_after: Optional[float] = None
+            for where, params, limit in checks:
+                rows = db.execute(
+                    f"SELECT at FROM login_attempts WHERE {where} AND outcome <> 'ok' AND at >= ?"
+                    " ORDER BY at DESC LIMIT ?",
+                    (*params, since, limit),
+                ).fetchall()
+                if len(rows) >= limit:
+                    # free again when the limit-th newest counted attempt leaves the window
+                    wait = max(1.0, rows[-1][0] + limits.window_seconds - now)
+                    retry_after = max(retry_after or 0.0, wait)
+            if retry_after is not None:
+                reservation = LoginReservation(None, "throttled", retry_after)
+            elif db.execute("SELECT 1 FROM login_nonces WHERE nonce_hash = ?", (nonce_hash,)).fetchone():
+                reservation = LoginReservation(None, "nonce")
+            else:
+                db.execute("INSERT INTO login_nonces (nonce_hash, expires_at) VALUES (?, ?)",
+                           (nonce_hash, nonce_expires_at))
+                attempt_id = db.insert(
+                    "INSERT INTO login_attempts (at, ip, username, device, outcome) VALUES (?, ?, ?, ?, 'pending')",
+                    (now, ip, username, device),
+                )
+                reservation = LoginReservation(attempt_id)
         return reservation
 
     def finish_login(self, attempt_id: int, ok: bool) -> None:
@@ -592,25 +597,19 @@ class HandoffStore:
         by the same supporter of the same chat with less than ``coalesce_seconds`` between them are one
         entry (first and last time, and how many reads)."""
         now = time.time() if now is None else now
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                cursor = db.execute(
-                    "UPDATE transcript_reads SET last_at = ?, reads = reads + 1 WHERE id = ("
-                    "SELECT id FROM transcript_reads WHERE supporter = ? AND handoff_id = ? AND last_at >= ?"
-                    " ORDER BY id DESC LIMIT 1)",
-                    (now, supporter, handoff.id, now - coalesce_seconds),
+        with self.db.transaction(lock=f"transcript_read:{supporter}:{handoff.id}") as db:
+            cursor = db.execute(
+                "UPDATE transcript_reads SET last_at = ?, reads = reads + 1 WHERE id = ("
+                "SELECT id FROM transcript_reads WHERE supporter = ? AND handoff_id = ? AND last_at >= ?"
+                " ORDER BY id DESC LIMIT 1)",
+                (now, supporter, handoff.id, now - coalesce_seconds),
+            )
+            if cursor.rowcount == 0:
+                db.execute(
+                    "INSERT INTO transcript_reads (supporter, handoff_id, conversation_id, first_at, last_at, reads)"
+                    " VALUES (?, ?, ?, ?, ?, 1)",
+                    (supporter, handoff.id, handoff.conversation_id, now, now),
                 )
-                if cursor.rowcount == 0:
-                    db.execute(
-                        "INSERT INTO transcript_reads (supporter, handoff_id, conversation_id, first_at, last_at, reads)"
-                        " VALUES (?, ?, ?, ?, ?, 1)",
-                        (supporter, handoff.id, handoff.conversation_id, now, now),
-                    )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
 
     def transcript_reads(self, limit: int = 100, handoff_id: Optional[int] = None) -> List[TranscriptRead]:
         """Who read which transcript, the latest first."""
@@ -664,12 +663,13 @@ _stores: Dict[str, HandoffStore] = {}
 
 
 def get_store(settings: Any = None) -> HandoffStore:
-    """The process-wide store for ``settings`` (default: this process's settings)."""
+    """The process-wide store for ``settings`` (default: this process's settings): the SQLite
+    file, or PostgreSQL when ``settings.tracker_store == "postgres"``."""
     if settings is None:
         from actions.settings import get_settings
 
         settings = get_settings()
-    key = str(settings.handoff_db_path)
-    if key not in _stores:
-        _stores[key] = HandoffStore(settings.handoff_db_path)
-    return _stores[key]
+    database = database_for_settings(settings)
+    if database.key not in _stores:
+        _stores[database.key] = HandoffStore(database)
+    return _stores[database.key]

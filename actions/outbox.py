@@ -19,6 +19,13 @@ never deleted; AF sees it in the log, with ``python -m actions.outbox --dead`` a
 the follow-up report, and sends it again (``--requeue``) once the cause is fixed, or
 marks it registered by hand (``--resolve``). See docs/servicenow.md.
 
+Where: the SQLite file ``settings.outbox_path`` (the embedded default), or – in the
+scaled deployment (``AF_TRACKER_STORE=postgres``) – the table ``af_outbox`` in the
+tracker store's PostgreSQL database (``actions/db.py``), shared by every action server
+and outbox worker on any host. Claims are then row locks (``SELECT ... FOR UPDATE SKIP
+LOCKED``) and conditional updates, so several workers may run: each entry is delivered
+by one of them at a time.
+
 Importing this module has no side effects (rasa-sdk imports every module in
 ``actions/``); the database is opened on first use.
 """
@@ -28,14 +35,15 @@ import argparse
 import json
 import logging
 import signal
-import sqlite3
 import sys
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
+
+from actions.db import Connection, Database, DatabaseError, SqliteDatabase, database_for
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +76,16 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS outbox_email ON outbox(requester_email, status);
 """
+TABLES = ("outbox",)
+
+
+def sqlite_database(path: Path) -> SqliteDatabase:
+    return SqliteDatabase(path, TABLES, timeout=30.0, pragmas=("synchronous=FULL",))
+
+
+def database_for_settings(settings: Any) -> Database:
+    """The outbox's database for ``settings``: PostgreSQL in the scaled deployment."""
+    return database_for(settings, settings.outbox_path, TABLES, timeout=30.0, pragmas=("synchronous=FULL",))
 
 
 @dataclass(frozen=True)
@@ -105,29 +123,46 @@ def delay_for(retry_after: Optional[float], delay_seconds: float) -> float:
 
 
 class Outbox:
-    def __init__(self, path: Path, clock: Callable[[], float] = time.time):
-        """``clock``: wall-clock seconds (tests inject one to skip long waits)."""
-        self.path = Path(path)
+    def __init__(self, target: Union[Path, str, Database], clock: Callable[[], float] = time.time):
+        """``target``: a SQLite file, or a ``Database`` (``Outbox.for_settings``).
+        ``clock``: wall-clock seconds (tests inject one to skip long waits). Leases compare
+        this clock across processes, so hosts that share a PostgreSQL outbox keep time (NTP)."""
+        self.db = target if isinstance(target, Database) else sqlite_database(Path(target))
+        self.path: Optional[Path] = getattr(self.db, "path", None)  # the SQLite file, if any
         self.clock = clock
         self._ready = False
         self._lock = threading.Lock()
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    @classmethod
+    def for_settings(cls, settings: Any, clock: Callable[[], float] = time.time) -> "Outbox":
+        """The outbox of ``settings``: PostgreSQL when ``settings.tracker_store == "postgres"``."""
+        return cls(database_for_settings(settings), clock=clock)
+
+    def exists(self) -> bool:
+        """Whether anything was ever queued here (nothing is created to find out)."""
+        return self._ready or self.db.has_table("outbox")
+
+    def describe(self) -> str:
+        return self.db.describe()
+
+    def _ensure(self) -> None:
         if not self._ready:
             with self._lock:
                 if not self._ready:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    with sqlite3.connect(str(self.path), timeout=30) as db:
-                        db.execute("PRAGMA journal_mode=WAL")
-                        db.executescript(_SCHEMA)
+                    self.db.ensure_schema(_SCHEMA)
                     self._ready = True
-        db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
-        try:
-            db.execute("PRAGMA synchronous=FULL")
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        self._ensure()
+        with self.db.connect() as db:
             yield db
-        finally:
-            db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        self._ensure()
+        with self.db.transaction() as db:
+            yield db
 
     # -- writing ------------------------------------------------------------
     def add(self, record: Dict[str, Any], *, correlation_id: str, correlation_display: str, requester_email: str,
@@ -169,23 +204,19 @@ class Outbox:
         (leaving out the correlation ids in ``exclude``)."""
         now = self.clock()
         skip = "".join(" AND correlation_id<>?" for _ in exclude)
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                rows = db.execute(
-                    f"SELECT {_ENTRY_COLUMNS} FROM outbox"
-                    f" WHERE status='pending' AND next_attempt_at<=? AND claimed_until<=?{skip}"
-                    " ORDER BY created_at LIMIT ?",
-                    (now, now, *exclude, int(limit)),
-                ).fetchall()
-                db.executemany(
-                    "UPDATE outbox SET claimed_until=? WHERE correlation_id=?",
-                    [(now + lease_seconds, row[0]) for row in rows],
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        # SQLite: BEGIN IMMEDIATE (one writer). PostgreSQL: the rows are locked until the
+        # claim commits, and rows another worker is claiming right now are skipped.
+        with self._transaction() as db:
+            rows = db.execute(
+                f"SELECT {_ENTRY_COLUMNS} FROM outbox"
+                f" WHERE status='pending' AND next_attempt_at<=? AND claimed_until<=?{skip}"
+                f" ORDER BY created_at LIMIT ?{db.for_update_skip_locked}",
+                (now, now, *exclude, int(limit)),
+            ).fetchall()
+            db.executemany(
+                "UPDATE outbox SET claimed_until=? WHERE correlation_id=?",
+                [(now + lease_seconds, row[0]) for row in rows],
+            )
         return [_entry(r) for r in rows]
 
     def mark_delivered(self, correlation_id: str, number: str, sys_id: str) -> None:
@@ -237,6 +268,12 @@ class Outbox:
         with self._connect() as db:
             return db.execute(sql, args).rowcount
 
+    def count_delivered(self, before: float) -> int:
+        """Receipts delivered before ``before`` (what ``purge_delivered`` would delete)."""
+        with self._connect() as db:
+            return int(db.execute("SELECT COUNT(*) FROM outbox WHERE status='delivered' AND delivered_at<?",
+                                  (before,)).fetchone()[0])
+
     def purge_delivered(self, older_than_seconds: float = DELIVERED_KEEP_SECONDS) -> int:
         with self._connect() as db:
             cursor = db.execute(
@@ -282,6 +319,33 @@ class Outbox:
     def count_dead(self) -> int:
         with self._connect() as db:
             return db.execute("SELECT COUNT(*) FROM outbox WHERE status='dead'").fetchone()[0]
+
+    def import_from(self, other: "Outbox") -> int:
+        """Copy the requests ``other`` has not delivered (pending and dead) into this outbox, e.g.
+        from a single host's SQLite file into PostgreSQL when moving to the scaled deployment.
+        Requests already here are left alone, so it can be run again. Returns how many were copied."""
+        if not other.exists():
+            return 0
+        columns = ("correlation_id, correlation_display, requester_email, request_type, topic, short_description,"
+                   " payload, status, attempts, created_at, next_attempt_at, last_error")
+        with other._connect() as source:
+            rows = source.execute(f"SELECT {columns} FROM outbox WHERE status IN (?, ?) ORDER BY created_at",
+                                  (PENDING, DEAD)).fetchall()
+        copied = 0
+        with self._connect() as db:
+            for row in rows:
+                copied += db.execute(
+                    f"INSERT INTO outbox({columns}, claimed_until) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,0)"
+                    " ON CONFLICT(correlation_id) DO NOTHING", tuple(row),
+                ).rowcount
+        return copied
+
+    def missing_from(self, other: "Outbox") -> int:
+        """How many of ``other``'s undelivered requests are not in this outbox (nothing is created)."""
+        if not other.exists() or other.db.key == self.db.key:
+            return 0
+        waiting = [entry.correlation_id for entry in other.pending(include_dead=True)]
+        return sum(1 for cid in waiting if self.receipt(cid) is None)
 
     def receipt(self, correlation_id: str) -> Optional[Dict[str, Any]]:
         with self._connect() as db:
@@ -382,7 +446,7 @@ def run_worker(stop: threading.Event, settings=None, client=None, outbox: Option
 
     settings = settings or get_settings()
     client = client or ServiceNowClient(settings)
-    outbox = outbox or Outbox(settings.outbox_path)
+    outbox = outbox or Outbox.for_settings(settings)
     last_purge = 0.0
     while not stop.is_set():
         try:
@@ -439,7 +503,6 @@ def _one_dead(outbox: Outbox, reference: str) -> Optional[OutboxEntry]:
 
 
 def main(argv: Optional[Sequence[str]] = None, settings=None) -> int:
-    from actions.servicenow_client import is_case_number
     from actions.settings import ConfigError, get_settings
 
     parser = argparse.ArgumentParser(
@@ -452,16 +515,49 @@ def main(argv: Optional[Sequence[str]] = None, settings=None) -> int:
                        help="send en afvist henvendelse (AF-XXXXX, eller 'alle') igen, når årsagen er rettet")
     group.add_argument("--resolve", nargs=2, metavar=("REFERENCE", "SAGSNUMMER"),
                        help="AF har oprettet den afviste henvendelse i hånden som SAGSNUMMER (fx AFH0001234)")
+    group.add_argument("--check", action="store_true",
+                       help="tjek at udbakkens database svarer, og stop (til sundhedstjek)")
+    group.add_argument("--import-sqlite", nargs="?", const="", metavar="FIL",
+                       help="flyt ikke-leverede henvendelser fra en SQLite-udbakke (standard: AF_OUTBOX_PATH) "
+                            "til PostgreSQL ved skift til den skalerede opsætning")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings is None:
         try:
             settings = get_settings()
         except ConfigError as exc:
             print(f"Konfigurationsfejl: {exc}", file=sys.stderr)
             return 2
-    outbox = Outbox(settings.outbox_path)
+    from actions.logsetup import configure_logging
+
+    configure_logging(settings, "outbox")  # logs/outbox.log, or masked JSON on stdout in a container
+    outbox = Outbox.for_settings(settings)
+    try:
+        return _command(args, settings, outbox)
+    except DatabaseError as exc:
+        print(f"Udbakken kan ikke nås: {exc}", file=sys.stderr)
+        return 1
+
+
+def _command(args, settings, outbox: Outbox) -> int:
+    from actions.servicenow_client import is_case_number
+
+    if args.check:
+        print(f"Udbakken svarer ({outbox.describe()}): {outbox.count_pending()} henvendelser venter.")
+        return 0
+    if args.import_sqlite is not None:
+        source = Outbox(Path(args.import_sqlite) if args.import_sqlite else settings.outbox_path)
+        if source.db.key == outbox.db.key:
+            print("Udbakken er allerede SQLite-filen; der er intet at flytte. --import-sqlite bruges, når "
+                  "AF_TRACKER_STORE=postgres.", file=sys.stderr)
+            return 2
+        if not source.exists():
+            print(f"Der er ingen udbakke i {source.describe()}.", file=sys.stderr)
+            return 1
+        copied = outbox.import_from(source)
+        print(f"{copied} ikke-leverede henvendelse(r) flyttet fra {source.describe()} til {outbox.describe()} "
+              "(dem, der allerede var der, er ikke rørt). Når udbakken har leveret dem, kan filen slettes.")
+        return 0
     if args.dead:
         print_dead_letters(outbox)
         return 0
@@ -490,10 +586,14 @@ def main(argv: Optional[Sequence[str]] = None, settings=None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    left_behind = outbox.missing_from(Outbox(settings.outbox_path)) if outbox.path is None else 0
+    if left_behind:
+        print(f"ADVARSEL: {left_behind} ikke-leverede henvendelse(r) ligger stadig i SQLite-filen {settings.outbox_path} "
+              f"og ikke i {outbox.describe()}. Flyt dem med: python -m actions.outbox --import-sqlite", flush=True)
     dead = outbox.count_dead()
     print(
         f"Udbakken leverer til ServiceNow ({settings.servicenow_url or 'SERVICENOW_URL er ikke sat'}) "
-        f"med {settings.outbox_interval_seconds:g} sekunders mellemrum fra {settings.outbox_path}; "
+        f"med {settings.outbox_interval_seconds:g} sekunders mellemrum fra {outbox.describe()}; "
         f"{outbox.count_pending()} henvendelser venter."
         + (f" {dead} er afvist af ServiceNow og venter på AF (python -m actions.outbox --dead)." if dead else ""),
         flush=True,

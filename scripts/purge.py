@@ -14,7 +14,8 @@ What is purged:
   SQLite is opened with ``secure_delete`` and vacuumed afterwards, so the
   deleted messages do not linger in free pages of the file;
 * the outbox's delivered entries (receipts; the payload is already cleared on
-  delivery) delivered before the limit. Entries not yet delivered are kept:
+  delivery) delivered before the limit – in the SQLite file, or in PostgreSQL
+  (``af_outbox``) when ``AF_TRACKER_STORE=postgres``. Entries not yet delivered are kept:
   they are orders ServiceNow has not received. (The outbox worker itself also
   removes receipts after a week.)
 * our log files under ``settings.log_dir`` not written to for longer than the
@@ -29,10 +30,8 @@ Exit code 0 on success, 1 on an error (message in Danish on stderr).
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 import time
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Union
@@ -130,43 +129,31 @@ def purge_tracker_store(db_url, cutoff: float, dry_run: bool = False, vacuum: bo
 
 
 def purge_outbox(settings: Settings, cutoff: float, dry_run: bool, now: Optional[float] = None) -> int:
-    """Delivered outbox entries (receipts without payload) delivered before ``cutoff``.
+    """Delivered outbox entries (receipts without payload) delivered before ``cutoff``, in the
+    outbox the action servers use (SQLite, or PostgreSQL in the scaled deployment).
 
     Entries not yet delivered are kept: they are orders ServiceNow has not got.
     """
-    path = settings.outbox_path
-    if not path.exists():  # no outbox yet; do not create one
-        return 0
-    if dry_run:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
-            try:
-                row = db.execute(
-                    "SELECT COUNT(*) FROM outbox WHERE status='delivered' AND delivered_at<?", (cutoff,)
-                ).fetchone()
-            except sqlite3.OperationalError:  # no outbox table yet
-                return 0
-            return int(row[0])
     from actions.outbox import Outbox
 
+    outbox = Outbox.for_settings(settings)
+    if not outbox.exists():  # no outbox yet; do not create one
+        return 0
+    if dry_run:
+        return outbox.count_delivered(cutoff)
     now = time.time() if now is None else now
-    return int(Outbox(path).purge_delivered(older_than_seconds=max(0.0, now - cutoff)))
+    return int(outbox.purge_delivered(older_than_seconds=max(0.0, now - cutoff)))
 
 
 def purge_handoffs(settings: Settings, cutoff: float, dry_run: bool) -> int:
-    """Ended hand-overs to a supporter (names, e-mails, words) and old audit entries."""
-    path = settings.handoff_db_path
-    if not path.exists():
-        return 0
-    if dry_run:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
-            row = db.execute(
-                "SELECT COUNT(*) FROM handoffs WHERE status NOT IN ('waiting', 'active')"
-                " AND COALESCE(ended_at, requested_at) < ?", (cutoff,)
-            ).fetchone()
-            return int(row[0])
-    from actions.handoff_store import get_store
+    """Ended hand-overs to a supporter (names, e-mails, words) and old audit entries, in the
+    store the web servers use (SQLite, or PostgreSQL in the scaled deployment)."""
+    from actions.handoff_store import database_for_settings, get_store
 
-    return int(get_store(settings).purge(cutoff))
+    if not database_for_settings(settings).has_table("handoffs"):  # nothing yet; do not create it
+        return 0
+    store = get_store(settings)
+    return store.count_purgeable(cutoff) if dry_run else int(store.purge(cutoff))
 
 
 def purge_logs(log_dir: Path, cutoff: float, dry_run: bool) -> int:

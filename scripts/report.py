@@ -138,16 +138,16 @@ def compute(convs: Sequence[conv_mod.Conversation], first: dt.date, last: dt.dat
     }
 
 
-def outbox_figures(path: Path, zone: ZoneInfo) -> Dict[str, Any]:
+def outbox_figures(source: Any, zone: ZoneInfo) -> Dict[str, Any]:
     """The outbox now: requests waiting for ServiceNow, and those ServiceNow rejected.
-    A missing outbox file is not created (nothing has been queued yet)."""
-    path = Path(path)
-    figures: Dict[str, Any] = {"pending": 0, "dead": 0, "dead_letters": []}
-    if not path.exists():
-        return figures
+    ``source``: the settings (the outbox the action servers use: SQLite, or PostgreSQL in the
+    scaled deployment), or a SQLite file. A missing outbox is not created (nothing was queued yet)."""
     from actions.outbox import Outbox
 
-    outbox = Outbox(path)
+    figures: Dict[str, Any] = {"pending": 0, "dead": 0, "dead_letters": []}
+    outbox = Outbox(Path(source)) if isinstance(source, (str, Path)) else Outbox.for_settings(source)
+    if not outbox.exists():
+        return figures
     dead = outbox.dead_letters()
     figures["pending"] = outbox.count_pending()
     figures["dead"] = len(dead)
@@ -423,9 +423,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     report = compute(conv_mod.conversations(by_sender), first, last, zone)
     try:
-        report["outbox"] = outbox_figures(settings.outbox_path, zone)
+        report["outbox"] = outbox_figures(settings, zone)
     except Exception as exc:  # the figures above do not depend on the outbox
-        print(f"ADVARSEL: kunne ikke læse udbakken ({settings.outbox_path}): {exc}", file=sys.stderr)
+        from actions.outbox import database_for_settings
+
+        print(f"ADVARSEL: kunne ikke læse udbakken ({database_for_settings(settings).describe()}): {exc}",
+              file=sys.stderr)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"rapport-{first.isoformat()}-{last.isoformat()}"
     json_path, html_path = args.out_dir / f"{stem}.json", args.out_dir / f"{stem}.html"

@@ -4,7 +4,10 @@ transcripts only for waiting chats and the supporter's own (every read audited),
 supporters lose their sessions at once, body and request limits, one open hand-over per leader,
 and a time-out never makes a second case for the same request.
 
-All in-process (aiohttp test server, fake Rasa API, fake case service); no running stack."""
+All in-process (aiohttp test server, fake Rasa API, fake case service); no running stack. Each
+test runs on both store backends: the SQLite file and PostgreSQL (the scaled deployment,
+tests/pg.py; skipped with the reason when PostgreSQL is not there). Across processes:
+tests/test_postgres_stores.py."""
 from __future__ import annotations
 
 import asyncio
@@ -23,6 +26,7 @@ from actions import case_service
 from actions.handoff_store import ACTIVE, CLOSED, WAITING, HandoffStore, get_store
 from actions.profile import load_profile
 from actions.settings import DEV_SUPPORTER_PASSWORD, DEV_SUPPORTER_USERNAME, PROJECT_ROOT, load_settings
+from tests.pg import backend, pg, pg_database  # noqa: F401 - fixtures
 from web import support, support_auth
 
 PROFILE = load_profile(PROJECT_ROOT / "profiles" / "buf")
@@ -41,11 +45,25 @@ def settings_for(tmp_path, **extra):
 
 
 @pytest.fixture
-def settings(tmp_path):
+def settings(tmp_path, backend):
     path = tmp_path / "supporters.yml"
     support_auth.add_supporter(path, SOFIE, "Sofie Lund", SOFIE_PASSWORD)
     support_auth.add_supporter(path, PETER, "Peter Holm", PETER_PASSWORD)
-    return settings_for(tmp_path)
+    return settings_for(tmp_path, **backend.env)
+
+
+@pytest.fixture
+def new_store(tmp_path, backend):
+    """A hand-over store on the test's backend (not the one the console app uses)."""
+    return lambda: HandoffStore.for_settings(settings_for(tmp_path, **backend.env))
+
+
+def stored_bytes(settings, backend) -> bytes:
+    """Everything the hand-over store holds, as bytes (to look for text that must not be there)."""
+    if backend.pg:
+        rows = [backend.pg.sql(f"SELECT {table}::text FROM {table}") for table in backend.pg.tables()]
+        return "\n".join(str(row[0]) for table_rows in rows for row in table_rows).encode()
+    return b"".join(p.read_bytes() for p in settings.handoff_db_path.parent.glob("handoff.sqlite3*"))
 
 
 class Clock:
@@ -182,7 +200,7 @@ def test_too_many_wrong_passwords_from_one_address_block_that_address_only(setti
     assert other == 303
 
 
-def test_writing_x_forwarded_for_does_not_give_an_attacker_new_addresses(settings, tmp_path):
+def test_writing_x_forwarded_for_does_not_give_an_attacker_new_addresses(settings, tmp_path, backend):
     async def guesses(client, forwarded):
         statuses = []
         for i in range(6):
@@ -194,7 +212,7 @@ def test_writing_x_forwarded_for_does_not_give_an_attacker_new_addresses(setting
         return statuses
 
     # no trusted proxy: the header is ignored, the peer's address counts
-    direct = settings_for(tmp_path, AF_WEB_TRUSTED_PROXIES="")
+    direct = settings_for(tmp_path, AF_WEB_TRUSTED_PROXIES="", **backend.env)
     assert console(direct, lambda client, app: guesses(client, lambda i: f"10.66.0.{i}"))[-1] == 429
     # behind the proxy: only the address the proxy itself saw counts, not what the browser wrote before it
     assert console(settings, lambda client, app: guesses(client, lambda i: f"10.66.0.{i}, 10.3.3.3"))[-1] == 429
@@ -271,7 +289,7 @@ async def _session(client, username=DEV_SUPPORTER_USERNAME, password=DEV_SUPPORT
     return re.search(r'data-csrf="([^"]+)"', await page.text()).group(1)
 
 
-def test_a_supporter_reads_only_waiting_chats_and_her_own_and_every_read_is_audited(settings):
+def test_a_supporter_reads_only_waiting_chats_and_her_own_and_every_read_is_audited(settings, backend):
     store = get_store(settings)
     now = time.time()
     waiting = _request(store, "c-waiting", "a@buf.kk.dk", now)
@@ -302,7 +320,8 @@ def test_a_supporter_reads_only_waiting_chats_and_her_own_and_every_read_is_audi
     assert set(reads) == {(DEV_SUPPORTER_USERNAME, waiting.id), (DEV_SUPPORTER_USERNAME, mine.id)}
     assert reads[(DEV_SUPPORTER_USERNAME, waiting.id)].reads == 2
     assert reads[(DEV_SUPPORTER_USERNAME, mine.id)].conversation_id == "c-mine"
-    data = b"".join(p.read_bytes() for p in settings.handoff_db_path.parent.glob("handoff.sqlite3*"))
+    data = stored_bytes(settings, backend)
+    assert b"c-mine" in data  # the store was read where the console keeps it ...
     assert SECRET_WORDS.encode() not in data, "the transcript itself is never stored in the audit"
 
 
@@ -349,8 +368,8 @@ def test_one_client_cannot_flood_the_console(settings):
     assert other == 200
 
 
-def test_one_open_handoff_per_leader(tmp_path):
-    store = HandoffStore(tmp_path / "handoff.sqlite3")
+def test_one_open_handoff_per_leader(new_store):
+    store = new_store()
     first = _request(store, "c1", "mette.hansen@buf.kk.dk", 100)
     again, created = store.request("c2", leader_name="Mette Hansen", leader_email="Mette.Hansen@BUF.kk.dk",
                                    leader_institution=None, leader_unit=None, topic=None, wait_seconds=60, now=101)
@@ -365,10 +384,10 @@ def test_one_open_handoff_per_leader(tmp_path):
     assert anonymous == [True, True]  # without a verified identity: one per conversation
 
 
-def test_asking_again_in_another_window_does_not_queue_twice(tmp_path, monkeypatch):
+def test_asking_again_in_another_window_does_not_queue_twice(tmp_path, monkeypatch, new_store):
     from actions import handoff as handoff_action
 
-    store = HandoffStore(tmp_path / "handoff.sqlite3")
+    store = new_store()
     first = _request(store, "c1", "mette.hansen@buf.kk.dk", time.time())
     monkeypatch.setattr(handoff_action, "get_settings", lambda: settings_for(tmp_path))
     monkeypatch.setattr(handoff_action, "get_profile", lambda: PROFILE)
@@ -412,10 +431,10 @@ def cases(monkeypatch):
     return fake
 
 
-def test_asking_again_after_a_time_out_reuses_the_open_case(tmp_path, cases):
+def test_asking_again_after_a_time_out_reuses_the_open_case(tmp_path, cases, new_store):
     from web.handoff_flow import Flow
 
-    store = HandoffStore(tmp_path / "handoff.sqlite3")
+    store = new_store()
     api = FakeRasa()
     flow = Flow(settings_for(tmp_path), PROFILE, store, api)
 
@@ -430,10 +449,10 @@ def test_asking_again_after_a_time_out_reuses_the_open_case(tmp_path, cases):
     assert all("AFH0000001" in text for text in said)
 
 
-def test_a_time_out_retried_while_the_first_try_is_slow_makes_the_same_case(tmp_path, cases):
+def test_a_time_out_retried_while_the_first_try_is_slow_makes_the_same_case(tmp_path, cases, new_store):
     from web.handoff_flow import RESUME_RETRY_SECONDS, Flow
 
-    store = HandoffStore(tmp_path / "handoff.sqlite3")
+    store = new_store()
     first, second = (Flow(settings_for(tmp_path), PROFILE, store, FakeRasa()) for _ in range(2))  # two web servers
     handoff = _request(store, "c1", "mette.hansen@buf.kk.dk", time.time() - 700)
 

@@ -1,6 +1,9 @@
 """Hand-over building blocks without the running stack: the queue store, who is on duty,
 supporter passwords and sessions, the transcript, and the console's login/CSRF rules
-(in-process aiohttp server). The end-to-end paths are in tests/test_handoff.py."""
+(in-process aiohttp server). The end-to-end paths are in tests/test_handoff.py.
+
+The store's tests run on both backends: the SQLite file (embedded default) and PostgreSQL
+(the scaled deployment, tests/pg.py; skipped with the reason when PostgreSQL is not there)."""
 from __future__ import annotations
 
 import asyncio
@@ -17,6 +20,7 @@ from actions.handoff_store import (ACTIVE, CLOSED, RETURNED, TIMED_OUT, WAITING,
                                    within_opening_hours)
 from actions.profile import load_profile
 from actions.settings import DEV_SUPPORTER_PASSWORD, DEV_SUPPORTER_USERNAME, PROJECT_ROOT, load_settings
+from tests.pg import backend, pg, pg_database  # noqa: F401 - fixtures
 from web import support_auth, transcript
 
 PROFILE = load_profile(PROJECT_ROOT / "profiles" / "buf")
@@ -35,8 +39,8 @@ def queue(store: HandoffStore, conversation: str, now: float, wait: float = 60):
 
 
 @pytest.fixture
-def store(tmp_path) -> HandoffStore:
-    return HandoffStore(tmp_path / "handoff.sqlite3")
+def store(tmp_path, backend) -> HandoffStore:
+    return HandoffStore.for_settings(settings_for(tmp_path, **backend.env))
 
 
 def settings_for(tmp_path: Path, **extra):
@@ -162,10 +166,10 @@ def test_transcript_names_the_supporter_and_masks_cpr_for_cases():
 
 
 # ------------------------------------------------------------------------------ console auth (in-process)
-async def _console(tmp_path):
+async def _console(tmp_path, env=None):
     from web.app import create_app
 
-    settings = settings_for(tmp_path, AF_RASA_URL="http://127.0.0.1:9")
+    settings = settings_for(tmp_path, AF_RASA_URL="http://127.0.0.1:9", **(env or {}))
     client = TestClient(TestServer(create_app(settings)))
     await client.start_server()
     return client
@@ -178,9 +182,9 @@ async def _login(client, username=DEV_SUPPORTER_USERNAME, password=DEV_SUPPORTER
                              allow_redirects=False)
 
 
-def test_console_login_cookie_flags_and_csrf(tmp_path):
+def test_console_login_cookie_flags_and_csrf(tmp_path, backend):
     async def scenario():
-        client = await _console(tmp_path)
+        client = await _console(tmp_path, backend.env)
         try:
             assert (await client.get("/support/api/queue")).status == 401
             bad = await _login(client, password="forkert-kode")
@@ -215,9 +219,9 @@ def test_console_login_cookie_flags_and_csrf(tmp_path):
     asyncio.run(scenario())
 
 
-def test_too_many_wrong_passwords_are_slowed_down(tmp_path):
+def test_too_many_wrong_passwords_are_slowed_down(tmp_path, backend):
     async def scenario():
-        client = await _console(tmp_path)
+        client = await _console(tmp_path, backend.env)
         try:
             for _ in range(5):
                 assert (await _login(client, password="forkert-kode")).status == 401
@@ -226,6 +230,8 @@ def test_too_many_wrong_passwords_are_slowed_down(tmp_path):
             await client.close()
 
     asyncio.run(scenario())
+    if backend.pg:  # the counts are in the shared database, where every web server sees them
+        assert backend.pg.sql("SELECT outcome, COUNT(*) FROM af_login_attempts GROUP BY outcome") == [("failed", 5)]
 
 
 def test_asked_about_uses_the_leaders_own_words():

@@ -10,7 +10,9 @@
 
 ServiceNow is either the emulator with its unique index switched off, or a loopback fake
 (below) that also has no unique index and can answer oddly. Both run on free ports.
-Clocks and sleeps are injected, so the long waits cost no real time.
+Clocks and sleeps are injected, so the long waits cost no real time. The tests that use the
+outbox run on both backends: the SQLite file and PostgreSQL (``af_outbox``, tests/pg.py; skipped
+with the reason when PostgreSQL is not there). Across processes: tests/test_postgres_stores.py.
 """
 from __future__ import annotations
 
@@ -18,7 +20,6 @@ import asyncio
 import json
 import logging
 import secrets
-import sqlite3
 import threading
 import time
 from email.utils import formatdate
@@ -36,6 +37,7 @@ from actions.case_service import CaseRequest, CaseService
 from actions.outbox import Outbox, deliver_due
 from actions.servicenow_client import InvalidQueryValue, ServiceNowClient
 from servicenow_emulator.testing import Admin, start_emulator, test_settings
+from tests.pg import backend, pg, pg_database  # noqa: F401 - fixtures
 
 METTE = "mette.hansen@buf.kk.dk"
 CID = "c0ffee" + "0" * 26
@@ -186,8 +188,8 @@ def admin(emulator):
 
 
 # == 1. a second "ja" never duplicates a case ===================================================
-def test_a_second_yes_after_a_lost_reply_gives_the_same_case(emulator, admin, tmp_path):
-    service = CaseService(test_settings(emulator.url, tmp_path))
+def test_a_second_yes_after_a_lost_reply_gives_the_same_case(emulator, admin, tmp_path, backend):
+    service = CaseService(test_settings(emulator.url, tmp_path, **backend.env))
     first = run(service.submit_case(help_request()))
     second = run(service.submit_case(help_request()))  # Rasa never got the first reply
     [case] = admin.cases()
@@ -195,10 +197,10 @@ def test_a_second_yes_after_a_lost_reply_gives_the_same_case(emulator, admin, tm
     assert first.number == second.number == case["number"]
 
 
-def test_a_second_yes_after_servicenow_stored_the_case_but_the_answer_was_lost(emulator, admin, tmp_path):
+def test_a_second_yes_after_servicenow_stored_the_case_but_the_answer_was_lost(emulator, admin, tmp_path, backend):
     # ServiceNow stores the case, then answers too late: the leader is told "modtaget".
     admin.faults(latency_ms=2500, latency_phase="after", methods=["POST"])
-    service = CaseService(test_settings(emulator.url, tmp_path), budget_seconds=0.8)
+    service = CaseService(test_settings(emulator.url, tmp_path, **backend.env), budget_seconds=0.8)
     first = run(service.submit_case(help_request()))
     assert first.status == "queued"
     admin.reset_faults()
@@ -209,9 +211,9 @@ def test_a_second_yes_after_servicenow_stored_the_case_but_the_answer_was_lost(e
     assert len(admin.cases()) == 1
 
 
-def test_two_yes_at_the_same_time_give_one_case_and_the_same_number(emulator, admin, tmp_path):
+def test_two_yes_at_the_same_time_give_one_case_and_the_same_number(emulator, admin, tmp_path, backend):
     admin.faults(latency_ms=300, methods=["POST"])
-    service = CaseService(test_settings(emulator.url, tmp_path))
+    service = CaseService(test_settings(emulator.url, tmp_path, **backend.env))
 
     async def both():
         return await asyncio.gather(service.submit_case(help_request()), service.submit_case(help_request()))
@@ -221,8 +223,8 @@ def test_two_yes_at_the_same_time_give_one_case_and_the_same_number(emulator, ad
     assert one.number == other.number == case["number"]
 
 
-def test_a_second_yes_while_the_worker_delivers_does_not_post_again(fake, tmp_path):
-    settings = test_settings(fake.url, tmp_path)
+def test_a_second_yes_while_the_worker_delivers_does_not_post_again(fake, tmp_path, backend):
+    settings = test_settings(fake.url, tmp_path, **backend.env)
     service = CaseService(settings, budget_seconds=0.3)
     service.outbox.add(service.build_record(help_request()), correlation_id=CID,
                        correlation_display=case_service.correlation_display(CID), requester_email=METTE)
@@ -232,10 +234,10 @@ def test_a_second_yes_while_the_worker_delivers_does_not_post_again(fake, tmp_pa
     assert fake.posts == 0
 
 
-def test_a_stored_case_number_in_a_strange_form_is_not_handed_out(fake, tmp_path):
-    service = CaseService(test_settings(fake.url, tmp_path))
+def test_a_stored_case_number_in_a_strange_form_is_not_handed_out(fake, tmp_path, backend):
+    service = CaseService(test_settings(fake.url, tmp_path, **backend.env))
     first = run(service.submit_case(help_request()))
-    with sqlite3.connect(service.outbox.path) as db:
+    with service.outbox._connect() as db:
         db.execute("UPDATE outbox SET number=? WHERE correlation_id=?", (first.number + "\n", CID))
     second = run(service.submit_case(help_request()))
     assert second.number == first.number
@@ -247,9 +249,9 @@ REJECTION = {"error": {"message": "Invalid choice value for field u_topic", "det
              "status": "failure"}
 
 
-def test_a_rejected_request_is_kept_not_retried_and_visible(fake, tmp_path, caplog):
+def test_a_rejected_request_is_kept_not_retried_and_visible(fake, tmp_path, caplog, backend):
     caplog.set_level(logging.INFO)
-    settings = test_settings(fake.url, tmp_path)
+    settings = test_settings(fake.url, tmp_path, **backend.env)
     service = CaseService(settings)
     fake.then("POST", 400, body=REJECTION)
     result = run(service.submit_case(help_request()))
@@ -272,9 +274,9 @@ def test_a_rejected_request_is_kept_not_retried_and_visible(fake, tmp_path, capl
 
 
 @pytest.mark.parametrize("status", [400, 405, 413, 415, 422])
-def test_the_worker_dead_letters_a_permanent_refusal_once(fake, tmp_path, status):
-    settings = test_settings(fake.url, tmp_path)
-    outbox = Outbox(settings.outbox_path)
+def test_the_worker_dead_letters_a_permanent_refusal_once(fake, tmp_path, status, backend):
+    settings = test_settings(fake.url, tmp_path, **backend.env)
+    outbox = Outbox.for_settings(settings)
     outbox.add({"correlation_id": CID, "u_requester_email": METTE}, correlation_id=CID,
                correlation_display="AF-TEST1", requester_email=METTE)
     fake.then("POST", status)
@@ -287,9 +289,9 @@ def test_the_worker_dead_letters_a_permanent_refusal_once(fake, tmp_path, status
 
 
 @pytest.mark.parametrize("status", [401, 403, 404, 408, 409, 429, 500])
-def test_a_refusal_that_can_pass_later_is_retried(fake, tmp_path, status):
-    settings = test_settings(fake.url, tmp_path, SERVICENOW_MAX_RETRIES="0")
-    outbox = Outbox(settings.outbox_path)
+def test_a_refusal_that_can_pass_later_is_retried(fake, tmp_path, status, backend):
+    settings = test_settings(fake.url, tmp_path, **backend.env, SERVICENOW_MAX_RETRIES="0")
+    outbox = Outbox.for_settings(settings)
     outbox.add({"correlation_id": CID, "u_requester_email": METTE}, correlation_id=CID,
                correlation_display="AF-TEST1", requester_email=METTE)
     fake.then("POST", status, headers={"Retry-After": "0"})
@@ -300,8 +302,8 @@ def test_a_refusal_that_can_pass_later_is_retried(fake, tmp_path, status):
     assert len(fake.records) == 1
 
 
-def test_af_sends_a_dead_letter_again_once_the_cause_is_fixed(fake, tmp_path, capsys):
-    settings = test_settings(fake.url, tmp_path)
+def test_af_sends_a_dead_letter_again_once_the_cause_is_fixed(fake, tmp_path, capsys, backend):
+    settings = test_settings(fake.url, tmp_path, **backend.env)
     service = CaseService(settings)
     fake.then("POST", 400, body=REJECTION)
     reference = run(service.submit_case(help_request())).reference
@@ -313,8 +315,8 @@ def test_af_sends_a_dead_letter_again_once_the_cause_is_fixed(fake, tmp_path, ca
     assert len(fake.records) == 1 and service.outbox.dead_letters() == []
 
 
-def test_af_marks_a_dead_letter_it_registered_by_hand(fake, tmp_path):
-    settings = test_settings(fake.url, tmp_path)
+def test_af_marks_a_dead_letter_it_registered_by_hand(fake, tmp_path, backend):
+    settings = test_settings(fake.url, tmp_path, **backend.env)
     service = CaseService(settings)
     fake.then("POST", 400, body=REJECTION)
     reference = run(service.submit_case(help_request())).reference
@@ -326,15 +328,15 @@ def test_af_marks_a_dead_letter_it_registered_by_hand(fake, tmp_path):
     assert fake.posts == 1
 
 
-def test_the_follow_up_report_counts_and_lists_dead_letters(fake, tmp_path):
+def test_the_follow_up_report_counts_and_lists_dead_letters(fake, tmp_path, backend):
     from scripts import report
 
-    settings = test_settings(fake.url, tmp_path)
+    settings = test_settings(fake.url, tmp_path, **backend.env)
     service = CaseService(settings)
     fake.then("POST", 400, body=REJECTION)
     dead = run(service.submit_case(help_request())).reference
     run(service.submit_case(help_request(correlation_id="1" * 32)))  # delivered
-    figures = report.outbox_figures(settings.outbox_path, ZONE)
+    figures = report.outbox_figures(settings, ZONE)
     assert figures["dead"] == 1 and figures["pending"] == 0
     [letter] = figures["dead_letters"]
     assert letter["reference"] == dead and letter["topic"] == "loen" and "400" in letter["error"]
@@ -349,6 +351,15 @@ def test_the_report_does_not_create_a_missing_outbox(tmp_path):
     figures = report.outbox_figures(tmp_path / "none.sqlite3", ZONE)
     assert figures == {"pending": 0, "dead": 0, "dead_letters": []}
     assert not (tmp_path / "none.sqlite3").exists()
+
+
+def test_the_report_does_not_create_a_missing_outbox_in_postgres(pg, tmp_path):
+    from scripts import report
+
+    pg.drop_table("af_outbox")
+    figures = report.outbox_figures(test_settings("http://127.0.0.1:9", tmp_path, **pg.env), ZONE)
+    assert figures == {"pending": 0, "dead": 0, "dead_letters": []}
+    assert "af_outbox" not in pg.tables()
 
 
 def _empty_report() -> Dict[str, Any]:
@@ -404,11 +415,11 @@ class OutboxClock:
         return self.now
 
 
-def test_a_long_retry_after_is_left_to_the_outbox_which_waits_at_most_the_cap(fake, tmp_path):
-    settings = test_settings(fake.url, tmp_path)
+def test_a_long_retry_after_is_left_to_the_outbox_which_waits_at_most_the_cap(fake, tmp_path, backend):
+    settings = test_settings(fake.url, tmp_path, **backend.env)
     clock = OutboxClock()
     virtual = VirtualTime()
-    outbox = Outbox(settings.outbox_path, clock=clock)
+    outbox = Outbox.for_settings(settings, clock=clock)
     service = CaseService(settings, outbox=outbox, clock=virtual.clock, sleep=virtual.sleep)
     fake.then("POST", 429, headers={"Retry-After": "86400"})  # "come back tomorrow"
     result = run(service.submit_case(help_request()))
@@ -422,10 +433,10 @@ def test_a_long_retry_after_is_left_to_the_outbox_which_waits_at_most_the_cap(fa
     assert deliver_due(outbox, worker, 0.05).delivered == 1  # ... but never longer than the cap
 
 
-def test_a_worker_round_waits_as_servicenow_asks_for_every_entry(fake, tmp_path):
-    settings = test_settings(fake.url, tmp_path, SERVICENOW_MAX_RETRIES="0")
+def test_a_worker_round_waits_as_servicenow_asks_for_every_entry(fake, tmp_path, backend):
+    settings = test_settings(fake.url, tmp_path, **backend.env, SERVICENOW_MAX_RETRIES="0")
     clock = OutboxClock()
-    outbox = Outbox(settings.outbox_path, clock=clock)
+    outbox = Outbox.for_settings(settings, clock=clock)
     for cid in ("a" * 32, "b" * 32):
         outbox.add({"correlation_id": cid, "u_requester_email": METTE}, correlation_id=cid,
                    correlation_display="AF-TEST1", requester_email=METTE)
@@ -439,9 +450,9 @@ def test_a_worker_round_waits_as_servicenow_asks_for_every_entry(fake, tmp_path)
     assert deliver_due(outbox, client, 0.05).delivered == 2
 
 
-def test_a_hanging_servicenow_does_not_keep_the_leader_waiting(fake, tmp_path):
+def test_a_hanging_servicenow_does_not_keep_the_leader_waiting(fake, tmp_path, backend):
     fake.slow_post = 0.8  # far below SERVICENOW_TIMEOUT_SECONDS, far above the leader's deadline
-    settings = test_settings(fake.url, tmp_path, SERVICENOW_TIMEOUT_SECONDS="8")
+    settings = test_settings(fake.url, tmp_path, **backend.env, SERVICENOW_TIMEOUT_SECONDS="8")
     service = CaseService(settings, budget_seconds=0.25)
     started = time.monotonic()
     result = run(service.submit_case(help_request()))
@@ -512,9 +523,9 @@ def test_correlation_ids_and_query_values_are_matched_whole():
 
 
 @pytest.mark.parametrize("number", ["AFH0001234\n", ARABIC_INDIC, "AFH0001234 Ring 12 34 56 78"])
-def test_a_strange_number_from_servicenow_never_reaches_the_leader(fake, tmp_path, number):
+def test_a_strange_number_from_servicenow_never_reaches_the_leader(fake, tmp_path, number, backend):
     fake.number_of = lambda n: number
-    service = CaseService(test_settings(fake.url, tmp_path))
+    service = CaseService(test_settings(fake.url, tmp_path, **backend.env))
     result = run(service.submit_case(help_request()))
     assert result.status == "queued" and result.number is None
     assert result.reference == case_service.correlation_display(CID)

@@ -1,4 +1,7 @@
-"""Retention: scripts/purge.py deletes exactly the conversations whose last event is too old."""
+"""Retention: scripts/purge.py deletes exactly the conversations whose last event is too old.
+
+The outbox and hand-over parts run on both store backends: the SQLite files and PostgreSQL
+(the scaled deployment, tests/pg.py; skipped with the reason when PostgreSQL is not there)."""
 from __future__ import annotations
 
 import asyncio
@@ -11,6 +14,7 @@ import pytest
 
 from actions.settings import load_settings
 from scripts import purge
+from tests.pg import backend, pg, pg_database  # noqa: F401 - fixtures
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -171,32 +175,35 @@ def test_postgres_url_comes_from_settings(tmp_path):
     assert url.database == "af_assistent"
 
 
-def _outbox_rows(path):
-    with sqlite3.connect(path) as conn:
-        return {row[0]: row[1] for row in conn.execute("SELECT correlation_id, status FROM outbox")}
+def _outbox_rows(outbox):
+    with outbox._connect() as conn:
+        return {row[0]: row[1] for row in conn.execute("SELECT correlation_id, status FROM outbox").fetchall()}
 
 
-def test_outbox_receipts_older_than_the_limit_go_and_undelivered_orders_stay(tmp_path, capsys):
+def test_outbox_receipts_older_than_the_limit_go_and_undelivered_orders_stay(tmp_path, capsys, backend):
     from actions.outbox import Outbox
 
-    settings = _settings(tmp_path, AF_TRACKER_DB_PATH=str(tmp_path / "none.db"))
-    outbox = Outbox(settings.outbox_path)
+    settings = _settings(tmp_path, AF_TRACKER_DB_PATH=str(tmp_path / "none.db"), **backend.env)
+    outbox = Outbox.for_settings(settings)
     for cid in ("old-delivered", "new-delivered", "old-pending"):
         outbox.add({"short_description": cid}, correlation_id=cid, correlation_display=cid,
                    requester_email="leder@buf.kk.dk")
     outbox.mark_delivered("old-delivered", "AFH0000001", "a" * 32)
     outbox.mark_delivered("new-delivered", "AFH0000002", "b" * 32)
-    with sqlite3.connect(settings.outbox_path) as conn:
+    with outbox._connect() as conn:
         conn.execute("UPDATE outbox SET delivered_at=? WHERE correlation_id='old-delivered'", (NOW - 100 * DAY,))
         conn.execute("UPDATE outbox SET created_at=? WHERE correlation_id='old-pending'", (NOW - 100 * DAY,))
 
     assert purge.main(["--dry-run", "--no-logs"], settings=settings, now=NOW) == 0
     assert "Udbakke: 1 leveret post ville blive slettet" in capsys.readouterr().out
-    assert len(_outbox_rows(settings.outbox_path)) == 3
+    assert len(_outbox_rows(outbox)) == 3
 
     assert purge.main(["--no-logs"], settings=settings, now=NOW) == 0
     assert "Udbakke: 1 leveret post slettet" in capsys.readouterr().out
-    assert _outbox_rows(settings.outbox_path) == {"new-delivered": "delivered", "old-pending": "pending"}
+    assert _outbox_rows(outbox) == {"new-delivered": "delivered", "old-pending": "pending"}
+    if backend.pg:  # the purge worked on the shared database, not on a SQLite file
+        assert not settings.outbox_path.exists()
+        assert backend.pg.sql("SELECT correlation_id FROM af_outbox ORDER BY 1") == [("new-delivered",), ("old-pending",)]
 
 
 def test_missing_outbox_is_not_created(tmp_path):
@@ -205,10 +212,25 @@ def test_missing_outbox_is_not_created(tmp_path):
     assert not settings.outbox_path.exists()
 
 
-def test_ended_handoffs_past_the_limit_go_and_waiting_leaders_stay(tmp_path, capsys):
+def test_missing_stores_are_not_created_in_postgres(tmp_path, pg):
+    from actions.handoff_store import HandoffStore
+
+    settings = _settings(tmp_path, **pg.env)
+    pg.drop_table("af_outbox")
+    pg.drop_table("af_handoffs")
+    try:
+        for dry_run in (True, False):
+            assert purge.purge_outbox(settings, NOW, dry_run=dry_run) == 0
+            assert purge.purge_handoffs(settings, NOW, dry_run=dry_run) == 0
+        assert "af_outbox" not in pg.tables() and "af_handoffs" not in pg.tables()
+    finally:
+        HandoffStore.for_settings(settings)  # other tests' cached stores expect their tables
+
+
+def test_ended_handoffs_past_the_limit_go_and_waiting_leaders_stay(tmp_path, capsys, backend):
     from actions.handoff_store import CLOSED, get_store
 
-    settings = _settings(tmp_path, AF_TRACKER_DB_PATH=str(tmp_path / "none.db"))
+    settings = _settings(tmp_path, AF_TRACKER_DB_PATH=str(tmp_path / "none.db"), **backend.env)
     store = get_store(settings)
     who = dict(leader_name="Mette Hansen", leader_email="mette@buf.kk.dk", leader_institution="Valby Skole",
                leader_unit="af-syd", topic="loen", wait_seconds=180)
@@ -221,9 +243,12 @@ def test_ended_handoffs_past_the_limit_go_and_waiting_leaders_stay(tmp_path, cap
     assert "1 afsluttet samtale ville blive slettet" in capsys.readouterr().out
     assert purge.main(["--no-logs"], settings=settings, now=NOW) == 0
     assert "1 afsluttet samtale slettet" in capsys.readouterr().out
-    with sqlite3.connect(settings.handoff_db_path) as conn:
-        assert [r[0] for r in conn.execute("SELECT conversation_id FROM handoffs")] == ["waiting-chat"]
+    with store._db() as conn:
+        assert [r[0] for r in conn.execute("SELECT conversation_id FROM handoffs").fetchall()] == ["waiting-chat"]
     assert [h.conversation_id for h in store.list_open()] == ["waiting-chat"]
+    if backend.pg:
+        assert not settings.handoff_db_path.exists()
+        assert backend.pg.sql("SELECT conversation_id FROM af_handoffs") == [("waiting-chat",)]
 
 
 def test_review_sheets_fall_under_the_retention_purge(tmp_path, capsys):

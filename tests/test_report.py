@@ -14,6 +14,7 @@ import pytest
 
 from scripts import conversations as conv_mod
 from scripts import report
+from tests.pg import pg, pg_database  # noqa: F401 - fixtures
 from tests.tracker_builder import Conv, write_store
 
 ZONE = ZoneInfo("Europe/Copenhagen")
@@ -133,3 +134,23 @@ def test_empty_period_gives_zeroes(store):
     assert figures["ratings"]["average"] is None
     page = report.render_html(figures, report.catalogue_names(report.ROOT / "profiles" / "buf"))
     assert "Ingen i perioden" in page
+
+
+def test_the_command_reads_the_outbox_in_postgres_in_the_scaled_deployment(store, tmp_path, monkeypatch, capsys, pg):
+    """With AF_TRACKER_STORE=postgres the outbox is af_outbox in PostgreSQL (tests/pg.py): the report
+    counts its dead letters there, not in a SQLite file."""
+    from actions import settings as settings_module
+    from actions.outbox import Outbox
+
+    settings = settings_module.load_settings({"AF_MODE": "development", "AF_VAR_DIR": str(tmp_path / "var"), **pg.env})
+    monkeypatch.setattr(settings_module, "get_settings", lambda: settings)
+    outbox = Outbox.for_settings(settings)
+    outbox.add({"description": "Mette Hansens vikar"}, correlation_id="d" * 32, correlation_display="AF-DEAD1",
+               requester_email="mette@buf.kk.dk", request_type="help", topic="loen")
+    outbox.mark_dead("d" * 32, "HTTP 400: Invalid choice value")
+    code = report.main(["--from", "2026-11-01", "--to", "2026-11-03", "--db-url", store, "--out-dir", str(tmp_path)])
+    assert code == 0
+    data = json.loads((tmp_path / "rapport-2026-11-01-2026-11-03.json").read_text(encoding="utf-8"))
+    assert data["outbox"]["dead"] == 1 and data["outbox"]["dead_letters"][0]["reference"] == "AF-DEAD1"
+    assert "OBS: 1 henvendelse(r) er afvist af ServiceNow" in capsys.readouterr().out
+    assert not settings.outbox_path.exists()
