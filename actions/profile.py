@@ -2,16 +2,18 @@
 
 A profile is a folder under ``profiles/`` (chosen with ``AF_PROFILE``) holding
 ``profile.yml`` (units, routing, opening hours, service levels, phone numbers,
-intranet base URL) and the trainer-maintained catalogues (``forms.yml``,
-``faq.yml``). Links in the catalogues may contain ``{intranet}``, which is
-replaced by the profile's ``intranet_base_url``.
+intranet base URL), the trainer-maintained catalogues (``forms.yml``,
+``faq.yml``) and the words leaders use for a request (``vocabulary.yml``: topics,
+meeting channels, urgency, ...; ``Profile.vocabulary()``). Links in the catalogues
+may contain ``{intranet}``, which is replaced by the profile's ``intranet_base_url``.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
@@ -19,6 +21,7 @@ from actions.settings import get_settings
 
 
 MEETING_CHANNELS = ("fysisk", "telefon", "teams")
+VOCABULARY_FILE = "vocabulary.yml"
 
 
 class ProfileError(ValueError):
@@ -111,6 +114,31 @@ class Profile:
         labels = self.data.get("meeting_channels") or {"fysisk": "Fysisk møde", "telefon": "Telefon", "teams": "Teams"}
         return {key: str(label) for key, label in labels.items() if key in MEETING_CHANNELS}
 
+    # -- the request vocabulary ---------------------------------------------
+    def vocabulary(self) -> Any:
+        """The words leaders use for a request's details (``vocabulary.yml``): topics for this
+        profile's ``topics``, urgency words for its ``service_levels``, words for its meeting
+        channels, and the phrases for yes, cancel, correct and no time wish. Checked with
+        Danish messages for the trainer (``VocabularyError``); read again when the file changes.
+        """
+        path = self.directory / VOCABULARY_FILE
+        if not path.is_file():
+            from actions.request_vocabulary import VocabularyError
+
+            raise VocabularyError(f"Profilen mangler filen {path}")
+        key = (path, path.stat().st_mtime, tuple(self.topics), tuple(self.service_levels),
+               tuple(self.meeting_channels))
+        with _vocabulary_lock:
+            cached = _vocabularies.get(path)
+            if cached and cached[0] == key:
+                return cached[1]
+            from actions.request_vocabulary import parse_vocabulary  # pure; imports nothing from here
+
+            vocabulary = parse_vocabulary(self.catalogue(VOCABULARY_FILE), self.topics, self.service_levels,
+                                          str(path), channels=self.meeting_channels)
+            _vocabularies[path] = (key, vocabulary)
+            return vocabulary
+
     # -- catalogues -------------------------------------------------------
     def catalogue(self, file_name: str) -> Any:
         """Load a YAML catalogue (e.g. ``forms.yml``) from the profile folder."""
@@ -119,6 +147,10 @@ class Profile:
             raise ProfileError(f"Profilen mangler filen {path}")
         with path.open(encoding="utf-8") as handle:
             return yaml.safe_load(handle)
+
+
+_vocabulary_lock = threading.Lock()
+_vocabularies: Dict[Path, Tuple[Any, Any]] = {}
 
 
 REQUIRED_KEYS = (

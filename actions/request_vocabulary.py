@@ -2,29 +2,33 @@
 
 The vocabulary is trainer data: ``vocabulary.yml`` in the organisation profile (topics,
 meeting channels, urgency, help or meeting, confirm/cancel/deny, correction and "no time
-wish" phrases). This module matches it against what a leader writes, the way leaders
-write: without æøå ("loen", "moede"), with a typo in a long word ("telefoon"), in
+wish" phrases), read by ``Profile.vocabulary()`` (actions/profile.py) and checked here with
+Danish messages for the trainer. This module matches it against what a leader writes, the way
+leaders write: without æøå ("loen", "moede"), with a typo in a long word ("telefoon"), in
 compounds ("teamsmøde", "lønsedlen", "vikarløn"), with negations ("ikke teams",
 "det haster ikke") and with a marked preference ("fysisk, nej hellere telefon").
 
-Pure: no Rasa, no I/O beyond reading the YAML file once per change.
+What stays in Python is Danish grammar, the same for every administration: negations
+("ikke"), words that mark a preference ("hellere", "i stedet") and filler ("tak", "bare").
+
+Pure: no Rasa, no I/O.
 """
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
-
-import yaml
 
 from actions.textnorm import edit_distance, fold, is_stopword, skeleton
 
 VOCABULARY_FILE = "vocabulary.yml"
 VALUE_TABLES = ("topics", "channels", "urgency", "urgency_when_asked", "request_types")
 PHRASE_LISTS = ("confirm", "cancel", "deny", "correction", "no_time_wish", "no_preference")
-CHANNELS = ("fysisk", "telefon", "teams")
+# Optional: urgency words that say only that it matters, not how soon ("haster"); each must also
+# stand under one level in `urgency`. A time frame named with them decides ("det haster
+# alligevel ... gerne inden for et par dage" is snart).
+WITHOUT_TIME_FRAME = "urgency_without_time_frame"
+CHANNELS = ("fysisk", "telefon", "teams")  # the meeting channels ServiceNow knows
 REQUEST_TYPES = ("help", "meeting")
 
 _TOKEN_RE = re.compile(r"[0-9a-zæøåéäöü]+")
@@ -37,8 +41,6 @@ _PREFERENCE_AFTER = ("i stedet", "hellere", "istedet")
 
 # How sure a token match is: a whole phrase or word beats an inflection, a typo, a compound part.
 EXACT, INFLECTED, TYPO, COMPOUND = 4, 3, 2, 1
-# Urgent words that say only that it matters, not how soon (a named time frame wins over them).
-BARE_HASTE = frozenset({"haster", "det haster alligevel", "hastende", "hastesag"})
 # A topic named in the sentence that asks for the meeting or help counts this much more.
 REQUEST_SENTENCE_WEIGHT = 3.0
 _SENTENCE_END_RE = re.compile(r"[!?\n]|\.\s")  # "180.000 kr" is one sentence
@@ -176,6 +178,9 @@ class Vocabulary:
     urgency_when_asked: PhraseTable
     request_types: PhraseTable
     phrases: Dict[str, PhraseTable]
+    # WITHOUT_TIME_FRAME: the phrases (as loose keys) and the urgency level they stand under
+    without_time_frame: frozenset = frozenset()
+    without_time_frame_level: Optional[str] = None
 
     # -- the details ----------------------------------------------------------
     def _claims(self, text: str, table: PhraseTable) -> Dict[int, int]:
@@ -285,15 +290,19 @@ class Vocabulary:
 
     def _time_frame_over_bare_haste(self, text: str) -> Optional[str]:
         """"det haster alligevel ... gerne inden for et par dage": the bare "haster" says only
-        that it matters; the time frame says how soon. Only for akut against one other level."""
+        that it matters; the time frame says how soon. Only for the level of the words in
+        ``urgency_without_time_frame`` against one other level."""
+        bare = self.without_time_frame_level
+        if bare is None:
+            return None
         words = tokens(text)
         found = self.mentions(text, self.urgency)
         matches = _unnegated(words, found)
         levels = {m.value for m in matches}
-        if "akut" not in levels or len(levels) != 2:
+        if bare not in levels or len(levels) != 2:
             return None
-        if all(m.phrase in BARE_HASTE for m in matches if m.value == "akut"):
-            return next(level for level in levels if level != "akut")
+        if all(phrase_key(m.phrase) in self.without_time_frame for m in matches if m.value == bare):
+            return next(level for level in levels if level != bare)
         return None
 
     def request_type(self, text: str) -> Optional[str]:
@@ -366,12 +375,20 @@ def _preferred(words: Sequence[str], match: Match) -> bool:
 # ---------------------------------------------------------------------------
 # Loading and checking the trainer's file
 # ---------------------------------------------------------------------------
-def parse_vocabulary(data: object, topics: Iterable[str], urgencies: Iterable[str], source: str) -> Vocabulary:
+def phrase_key(phrase: object) -> str:
+    """How a phrase is compared: "Det haster", "det  haster" and "det hasteR" are one phrase."""
+    return " ".join(loose(t) for t in tokens(str(phrase)))
+
+
+def parse_vocabulary(data: object, topics: Iterable[str], urgencies: Iterable[str], source: str,
+                     channels: Iterable[str] = CHANNELS) -> Vocabulary:
+    """Check the trainer's vocabulary against the profile's topics, urgency levels and meeting
+    channels; a ``VocabularyError`` says in Danish what is wrong and where."""
     if not isinstance(data, dict):
         raise VocabularyError(f"{source}: filen skal have afsnittene {', '.join(VALUE_TABLES + PHRASE_LISTS)}")
     allowed = {
         "topics": set(topics),
-        "channels": set(CHANNELS),
+        "channels": set(channels),
         "urgency": set(urgencies),
         "urgency_when_asked": set(urgencies),
         "request_types": set(REQUEST_TYPES),
@@ -392,7 +409,7 @@ def parse_vocabulary(data: object, topics: Iterable[str], urgencies: Iterable[st
             for phrase in phrases:
                 if isinstance(phrase, bool) or not isinstance(phrase, (str, int)) or not tokens(str(phrase)):
                     raise VocabularyError(f"{source}: '{name}: {value}' har et tomt ord")
-                key = " ".join(loose(t) for t in tokens(str(phrase)))
+                key = phrase_key(phrase)
                 if key in seen and seen[key] != value:
                     raise VocabularyError(
                         f"{source}: '{phrase}' står både under '{seen[key]}' og '{value}' i '{name}'"
@@ -411,28 +428,37 @@ def parse_vocabulary(data: object, topics: Iterable[str], urgencies: Iterable[st
                     f"{source}: listen '{name}' har et ord, YAML læser som {'ja' if item else 'nej'}-værdi. "
                     "Sæt anførselstegn om ord som yes, no, on og off, fx - \"yes\"")
         phrases[name] = PhraseTable({name: [str(i) for i in items]}, compounds=False)
+    bare, bare_level = _without_time_frame(data, tables["urgency"], source)
     return Vocabulary(
         topics=tables["topics"], channels=tables["channels"], urgency=tables["urgency"],
         urgency_when_asked=tables["urgency_when_asked"], request_types=tables["request_types"], phrases=phrases,
+        without_time_frame=bare, without_time_frame_level=bare_level,
     )
 
 
-_lock = threading.Lock()
-_cache: Dict[Path, Tuple[float, Vocabulary]] = {}
+def _without_time_frame(data: Mapping[str, object], urgency: PhraseTable, source: str) -> Tuple[frozenset, Optional[str]]:
+    items = data.get(WITHOUT_TIME_FRAME)
+    if items is None:
+        return frozenset(), None
+    if not isinstance(items, list) or not items:
+        raise VocabularyError(f"{source}: '{WITHOUT_TIME_FRAME}' skal være en liste af ord (eller slettes helt)")
+    level_of = {phrase_key(phrase): value for value, _, phrase in urgency.entries}
+    levels = set()
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (str, int)) or not tokens(str(item)):
+            raise VocabularyError(f"{source}: listen '{WITHOUT_TIME_FRAME}' har et tomt ord")
+        level = level_of.get(phrase_key(item))
+        if level is None:
+            raise VocabularyError(
+                f"{source}: '{item}' under '{WITHOUT_TIME_FRAME}' skal også stå under en af hastegraderne i 'urgency'")
+        levels.add(level)
+    if len(levels) > 1:
+        raise VocabularyError(
+            f"{source}: ordene under '{WITHOUT_TIME_FRAME}' skal stå under én og samme hastegrad i 'urgency' "
+            f"(de står under {', '.join(sorted(levels))})")
+    return frozenset(phrase_key(item) for item in items), next(iter(levels))
 
 
 def load_vocabulary(profile) -> Vocabulary:
-    """The vocabulary of ``profile``, re-read when the file changes."""
-    path = Path(profile.directory) / VOCABULARY_FILE
-    if not path.is_file():
-        raise VocabularyError(f"Profilen mangler filen {path}")
-    mtime = path.stat().st_mtime
-    with _lock:
-        cached = _cache.get(path)
-        if cached and cached[0] == mtime:
-            return cached[1]
-        with path.open(encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-        vocabulary = parse_vocabulary(data, profile.topics, profile.service_levels, str(path))
-        _cache[path] = (mtime, vocabulary)
-        return vocabulary
+    """The vocabulary of ``profile`` (``Profile.vocabulary()``: read again when the file changes)."""
+    return profile.vocabulary()

@@ -84,3 +84,68 @@ def test_an_unquoted_yes_is_refused_with_a_danish_hint_and_the_quoted_one_confir
         parse_vocabulary(data, ["loen", "personale", "indkoeb", "oekonomi", "arbejdstid", "andet"],
                          ["akut", "snart", "ingen_hast"], "vocabulary.yml")
     assert BUF.is_only("confirm", "yes det er korrekt")
+
+
+# ------------------------------------------------------------------ the vocabulary is the profile's
+URGENCIES = ["akut", "snart", "ingen_hast"]
+TOPICS = ["loen", "personale", "indkoeb", "oekonomi", "arbejdstid", "andet"]
+
+
+def _buf_data():
+    return yaml.safe_load((ROOT / "profiles" / "buf" / "vocabulary.yml").read_text(encoding="utf-8"))
+
+
+def test_urgency_words_without_a_time_frame_come_from_the_profile():
+    text = "det haster alligevel, gerne inden for et par dage"
+    assert BUF.urgency_level(text) == "snart"
+    data = _buf_data()
+    del data["urgency_without_time_frame"]
+    assert parse_vocabulary(data, TOPICS, URGENCIES, "vocabulary.yml").urgency_level(text) is None
+
+
+@pytest.mark.parametrize("words, message", [
+    (["haster", "brandvarmt"], "skal også stå under en af hastegraderne"),
+    (["haster", "haster ikke"], "under én og samme hastegrad"),
+    ("haster", "skal være en liste"),
+])
+def test_urgency_words_without_a_time_frame_are_checked_with_a_danish_message(words, message):
+    data = _buf_data()
+    data["urgency_without_time_frame"] = words
+    with pytest.raises(VocabularyError, match=message):
+        parse_vocabulary(data, TOPICS, URGENCIES, "vocabulary.yml")
+
+
+def test_another_administration_names_its_own_urgency_levels_and_topics():
+    """Nothing in the code knows 'akut' or 'loen': a profile with other keys reads its own words."""
+    data = _buf_data()
+    data["topics"] = {"bibliotek": ["udlån", "bøger"], "idraet": ["hal", "bane"]}
+    data["urgency"] = {"straks": ["haster", "brandvarmt"], "normal": ["inden for en uge"]}
+    data["urgency_when_asked"] = {"normal": ["lige meget"]}
+    data["urgency_without_time_frame"] = ["haster"]
+    vocabulary = parse_vocabulary(data, ["bibliotek", "idraet"], ["straks", "normal"], "vocabulary.yml")
+    assert vocabulary.topic("banen i hallen er dobbeltbooket") == "idraet"
+    assert vocabulary.urgency_level("det er brandvarmt") == "straks"
+    assert vocabulary.urgency_level("det haster, men inden for en uge er fint") == "normal"
+    with pytest.raises(VocabularyError, match="'ingen_hast' under 'urgency' skal være en af normal, straks"):
+        parse_vocabulary(_buf_data(), TOPICS, ["straks", "normal"], "vocabulary.yml")
+
+
+def test_channel_words_only_for_the_channels_the_profile_offers():
+    with pytest.raises(VocabularyError, match="'teams' under 'channels' skal være en af fysisk, telefon"):
+        parse_vocabulary(_buf_data(), TOPICS, URGENCIES, "vocabulary.yml", channels=["fysisk", "telefon"])
+
+
+def test_a_trainers_new_word_works_without_code_or_restart(tmp_path):
+    import shutil
+
+    folder = tmp_path / "profil"
+    shutil.copytree(ROOT / "profiles" / "buf", folder)
+    profile = load_profile(folder)
+    assert profile.vocabulary().topic("spørgsmål om min kilometerbog") is None
+    path = folder / "vocabulary.yml"
+    text = path.read_text(encoding="utf-8").replace("  loen:\n    - løn\n", "  loen:\n    - løn\n    - kilometerbog\n", 1)
+    path.write_text(text, encoding="utf-8")
+    import os
+
+    os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))  # a later edit, whatever the clock
+    assert load_vocabulary(profile).topic("spørgsmål om min kilometerbog") == "loen"
