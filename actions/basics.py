@@ -10,7 +10,6 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.forms_lookup import dispatch_plan, plan_to_events
 from actions.identity import Identity, identity_from_metadata
-from actions.menu import MAIN_MENU
 from actions.profile import get_profile
 from actions.second_chance import catalogue_hint
 
@@ -94,12 +93,12 @@ class ActionSessionStart(Action):
             ]
         )
         if returning:
+            # The responses carry the main menu (domain/basics.yml).
             full_name = identity.name if identity else values[0]
-            name = f" {full_name.split()[0]}" if full_name else ""
-            dispatcher.utter_message(
-                text=f"Velkommen tilbage{name}! Der er gået lidt tid, så vi starter en ny samtale. Hvad kan jeg hjælpe med?",
-                buttons=MAIN_MENU,
-            )
+            if full_name and full_name.split():
+                dispatcher.utter_message(response="utter_welcome_back", first_name=full_name.split()[0])
+            else:
+                dispatcher.utter_message(response="utter_welcome_back_anonymous")
         events.append(ActionExecuted("action_listen"))
         return events
 
@@ -119,7 +118,9 @@ def consecutive_fallbacks(tracker: Tracker) -> int:
     return count
 
 
-async def second_chance(dispatcher: CollectingDispatcher, tracker: Tracker) -> Optional[List[EventType]]:
+async def second_chance(
+    dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+) -> Optional[List[EventType]]:
     """If the leader's latest text clearly names a form or rule topic, answer that and return
     the events; else None. Not while a form (e.g. an order) is active: there the text is an
     answer to the form's question.
@@ -130,7 +131,7 @@ async def second_chance(dispatcher: CollectingDispatcher, tracker: Tracker) -> O
     plan = await asyncio.to_thread(catalogue_hint, text, get_profile())
     if plan is None:
         return None
-    dispatch_plan(dispatcher, plan)
+    dispatch_plan(dispatcher, plan, domain)
     return plan_to_events(plan)
 
 
@@ -148,28 +149,14 @@ class ActionHandleFallback(Action):
     ) -> List[EventType]:
         # This action is also the core fallback (no policy is sure what to do next).
         # Listening afterwards keeps it from predicting itself again in a loop.
-        hinted = await second_chance(dispatcher, tracker)
+        hinted = await second_chance(dispatcher, tracker, domain)
         if hinted is not None:
             return hinted + [FollowupAction("action_listen")]
-        profile = get_profile()
         if consecutive_fallbacks(tracker) >= 2:
-            dispatcher.utter_message(
-                text=(
-                    "Jeg har desværre svært ved at forstå dig. Skal jeg oprette en henvendelse til AF, "
-                    "så en medarbejder kontakter dig? Du kan også tale med en medarbejder eller ringe "
-                    f"til AF på {profile.phone}."
-                ),
-                buttons=[
-                    {"title": "Opret en henvendelse", "payload": "/request_help"},
-                    {"title": "Tal med en medarbejder", "payload": "/human_handoff"},
-                    {"title": "Find en blanket", "payload": "/find_form"},
-                ],
-            )
+            # A case, a person or a form (the buttons are in the domain), and AF's phone.
+            dispatcher.utter_message(response="utter_fallback_offer_help", af_phone=get_profile().phone)
         else:
-            dispatcher.utter_message(
-                text="Undskyld, det forstod jeg ikke helt. Kan du skrive det på en anden måde? Du kan også vælge her:",
-                buttons=MAIN_MENU,
-            )
+            dispatcher.utter_message(response="utter_ask_rephrase")  # with the main menu
         return [FollowupAction("action_listen")]
 
 
@@ -183,7 +170,7 @@ class ActionOutOfScope(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
-        hinted = await second_chance(dispatcher, tracker)
+        hinted = await second_chance(dispatcher, tracker, domain)
         if hinted is not None:
             return hinted
         dispatcher.utter_message(response="utter_out_of_scope")

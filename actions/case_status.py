@@ -7,6 +7,9 @@ to the leader. An unknown, malformed or foreign number -- or an attempt to
 smuggle a ServiceNow query into the number -- gets one and the same answer,
 so nothing reveals whether a number exists.
 
+Every sentence is a domain response (domain/requests.yml, ``utter_case_...``); a list of
+cases is ``utter_case_line`` once per case, inside ``utter_case_list``.
+
 Whose cases: the verified ``leader_email`` from the identity token; only in
 development without a token, the ``contact_email`` the leader typed (asked
 for once by ``case_status_form``; see requests_form.py for why it is a
@@ -26,8 +29,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import danish_time
-from actions.profile import Profile, get_profile
 from actions.contact_email import ContactEmailMixin, requester_email, typed_email_allowed
+from actions.profile import Profile, get_profile
+from actions.responses import render
 
 log = logging.getLogger(__name__)
 
@@ -88,37 +92,31 @@ def _is_email_answer(event: Dict[str, Any]) -> bool:
     return "@" in (event.get("text") or "")
 
 
-def render_updated(updated_on: str, profile: Profile, now: Optional[datetime] = None) -> str:
-    """ServiceNow's 'YYYY-MM-DD HH:MM:SS' (UTC) as Danish local time."""
+def render_updated(updated_on: str, profile: Profile, now: Optional[datetime] = None) -> Optional[str]:
+    """ServiceNow's 'YYYY-MM-DD HH:MM:SS' (UTC) as Danish local time; as given if it is no such
+    time; None if there is none."""
     try:
         moment = datetime.strptime(updated_on.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
     except (ValueError, AttributeError):
-        return updated_on or "ukendt"
+        return updated_on or None
     local = moment.astimezone(ZoneInfo(profile.timezone))
     return danish_time.render_datetime(local, now)
 
 
-def case_line(case: Any, profile: Profile, now: Optional[datetime] = None) -> str:
-    return (
-        f"• {case.number} – {case.short_description or 'uden titel'}\n"
-        f"  Status: {case.state_label}. Senest opdateret {render_updated(case.updated_on, profile, now)}."
+def case_line(case: Any, profile: Profile, domain: Dict[str, Any], now: Optional[datetime] = None) -> str:
+    """One case as the leader reads it: ``utter_case_line`` filled with the case's data."""
+    return render(
+        domain, "utter_case_line",
+        number=case.number,
+        title=case.short_description or render(domain, "utter_case_untitled"),
+        state=case.state_label,
+        updated=render_updated(case.updated_on, profile, now) or render(domain, "utter_case_updated_unknown"),
     )
 
 
-def not_found_text(profile: Profile) -> str:
-    # The same answer for unknown, malformed and other leaders' numbers.
-    return (
-        "Jeg kan ikke finde en sag med det nummer blandt dine sager. "
-        "Tjek nummeret – det står i den mail, du fik, og ser fx sådan ud: AFH0001234. "
-        "Skriv \"mine sager\", hvis du vil se alle dine åbne sager."
-    )
-
-
-def unavailable_text(profile: Profile) -> str:
-    return (
-        "Jeg kan ikke slå dine sager op lige nu, fordi sagssystemet ikke svarer. "
-        f"Prøv igen om lidt, eller ring til AF på {profile.phone} ({profile.phone_hours})."
-    )
+def phone_values(profile: Profile) -> Dict[str, str]:
+    """AF's phone for the responses' {af_phone} and {af_phone_hours}."""
+    return {"af_phone": profile.phone, "af_phone_hours": profile.phone_hours}
 
 
 def _case_service():
@@ -143,12 +141,7 @@ class ActionCaseStatus(Action):
         service = _case_service()
         email = requester_email(tracker)
         if not email:
-            dispatcher.utter_message(
-                text=(
-                    "Jeg kan ikke se, hvem du er, så jeg kan ikke slå dine sager op. "
-                    f"Ring til AF på {profile.phone}, så hjælper de dig."
-                )
-            )
+            dispatcher.utter_message(response="utter_case_status_no_identity", **phone_values(profile))
             return []
         number = requested_number(tracker)
         now = _now(profile)
@@ -158,31 +151,25 @@ class ActionCaseStatus(Action):
                 if CASE_NUMBER.match(number) or QUEUED_REFERENCE.match(number):
                     case = await service.get_case(number, email)
                 if case is None:
-                    dispatcher.utter_message(text=not_found_text(profile))
+                    # The same answer for unknown, malformed and other leaders' numbers.
+                    dispatcher.utter_message(response="utter_case_not_found")
                 else:
-                    dispatcher.utter_message(text=f"Her er din sag:\n{case_line(case, profile, now)}")
+                    dispatcher.utter_message(response="utter_case_shown", case=case_line(case, profile, domain, now))
                 return []
             cases = list(await service.list_open_cases(email, limit=MAX_CASES))[:MAX_CASES]
         except service.CaseServiceUnavailable:
-            dispatcher.utter_message(text=unavailable_text(profile))
+            dispatcher.utter_message(response="utter_case_status_unavailable", **phone_values(profile))
             return []
         except Exception:  # never crash the conversation
             log.exception("Opslag af sager fejlede")
-            dispatcher.utter_message(text=unavailable_text(profile))
+            dispatcher.utter_message(response="utter_case_status_unavailable", **phone_values(profile))
             return []
         if not cases:
-            dispatcher.utter_message(
-                text="Du har ingen åbne sager hos AF lige nu. Vil du bestille hjælp eller booke et møde?",
-                buttons=[
-                    {"title": "Bestil hjælp", "payload": "/request_help"},
-                    {"title": "Book et møde med AF", "payload": "/book_meeting"},
-                ],
-            )
+            dispatcher.utter_message(response="utter_no_open_cases")  # help or a meeting: buttons in the domain
             return []
-        heading = "Du har én åben sag:" if len(cases) == 1 else f"Dine {len(cases)} nyeste åbne sager (nyeste først):"
-        lines = [heading] + [case_line(case, profile, now) for case in cases]
-        lines.append("Skriv sagsnummeret, hvis du vil se én bestemt sag.")
-        dispatcher.utter_message(text="\n".join(lines))
+        lines = "\n".join(case_line(case, profile, domain, now) for case in cases)
+        response = "utter_case_list_one" if len(cases) == 1 else "utter_case_list"
+        dispatcher.utter_message(response=response, count=len(cases), cases=lines)
         return []
 
 

@@ -17,6 +17,9 @@ Actions:
   asked (``faq_feedback_pending`` false), it points back to the choices instead.
 
 While another flow is active (e.g. the order form), the answer comes without "Hjalp det?".
+
+The sentences are domain responses (domain/knowledge.yml, ``utter_faq_...``); the answer itself,
+its title and link are the topic's own data from the catalogue.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from actions.forms_lookup import (
     validated_entries,
 )
 from actions.profile import Profile, ProfileError, get_profile
+from actions.responses import button, catalogue_button, part
 
 FAQ_FILE = "faq.yml"
 MIN_SCORE = 1.0
@@ -136,24 +140,18 @@ def search_faq(text: str, profile: Optional[Profile] = None) -> Decision:
 
 
 # ---------------------------------------------------------------------------
-# Replies (Danish)
+# Replies: domain responses (domain/knowledge.yml) filled with the catalogue's data
 
-PROMPT = (
-    "Hvad vil du gerne vide? Skriv dit spørgsmål med dine egne ord, "
-    "fx «hvordan fungerer samtidighedsferie?» eller «hvor mange omsorgsdage har man?»."
-)
-FEEDBACK_QUESTION = "Hjalp det svar dig?"
-FEEDBACK_BUTTONS = [{"title": "Ja", "payload": "/affirm"}, {"title": "Nej", "payload": "/deny"}]
-
-
-def answer_text(topic: FaqTopic, profile: Optional[Profile] = None) -> str:
-    text = f"{topic.answer}\nLæs de fulde regler her: {topic.url}"
-    if topic.forms:
-        forms = forms_lookup.load_form_catalogue(profile)
-        for form_id in topic.forms:
-            form = forms.get(form_id)
-            text += f"\nBlanketten «{form.title}»: {form.url}"
-    return text
+def answer_message(topic: FaqTopic, profile: Optional[Profile] = None, response: str = "utter_faq_answer") -> Dict[str, Any]:
+    """The topic's own answer and link, and a line for each related form (``utter_faq_related_form``)."""
+    forms = forms_lookup.load_form_catalogue(profile) if topic.forms else None
+    related = [part("utter_faq_related_form", **forms_lookup.form_values(forms.get(form_id)))
+               for form_id in topic.forms]
+    return {
+        "response": response,
+        "values": {"faq_title": topic.title, "faq_answer": topic.answer, "faq_url": topic.url},
+        "parts": {"related_forms": related},
+    }
 
 
 def _answer(topic: FaqTopic, profile: Optional[Profile] = None) -> Dict[str, Any]:
@@ -163,10 +161,7 @@ def _answer(topic: FaqTopic, profile: Optional[Profile] = None) -> Dict[str, Any
         "related_forms": list(topic.forms),
         "topic": topic.topic,
         "ask_feedback": True,
-        "messages": [
-            {"text": answer_text(topic, profile)},
-            {"text": FEEDBACK_QUESTION, "buttons": list(FEEDBACK_BUTTONS)},
-        ],
+        "messages": [answer_message(topic, profile), {"response": "utter_ask_faq_helped"}],
     }
 
 
@@ -178,7 +173,7 @@ def plan_faq_reply(text: str, chosen_id: Optional[str], profile: Profile) -> Dic
         if topic:
             return _answer(topic, profile)
     if not text or forms_lookup.is_payload(text):
-        return {"kind": "prompt", "messages": [{"text": PROMPT}]}
+        return {"kind": "prompt", "messages": [{"response": "utter_ask_which_rule"}]}
     decision = catalogue.search(text)
     form_decision = forms_lookup.search_forms(text, profile)
     if decision.kind == "sure" and not _form_outweighs(form_decision, decision):
@@ -188,30 +183,23 @@ def plan_faq_reply(text: str, chosen_id: Optional[str], profile: Profile) -> Dic
     if form_decision.kind == "sure":
         form = forms_lookup.load_form_catalogue(profile).get(form_decision.hits[0].id)
     if form and decision.kind == "sure":  # the words name a form far more than the rule topic
-        return {"kind": "form", "form_id": form.id, "messages": [{"text": forms_lookup.form_reply(form)}]}
+        return {"kind": "form", "form_id": form.id, "messages": [forms_lookup.form_message(form)]}
     if decision.kind == "unsure":
         buttons = [
-            {"title": catalogue.get(h.id).title, "payload": payload("ask_question", faq_id=h.id)}
+            catalogue_button(payload("ask_question", faq_id=h.id), catalogue.get(h.id).title)
             for h in decision.hits
         ]
         if form:
-            buttons.append({"title": f"Blanket: {form.title}", "payload": payload("find_form", form_id=form.id)})
+            buttons.append(button(payload("find_form", form_id=form.id), "utter_button_form", form_title=form.title))
         return {
             "kind": "unsure",
             "candidates": [h.id for h in decision.hits],
             "offered_forms": [form.id] if form else [],
-            "messages": [{"text": "Jeg er ikke helt sikker på, hvad du spørger om. Er det et af de her emner?",
-                          "buttons": buttons}],
+            "messages": [{"response": "utter_faq_unsure", "buttons": buttons}],
         }
     if form:
-        return {"kind": "form", "form_id": form.id, "messages": [{"text": forms_lookup.form_reply(form)}]}
-    return {
-        "kind": "none",
-        "messages": [{
-            "text": "Det har jeg desværre ikke et svar på. AF kan hjælpe dig. Vil du bestille hjælp eller booke et møde?",
-            "buttons": help_buttons(profile, None),
-        }],
-    }
+        return {"kind": "form", "form_id": form.id, "messages": [forms_lookup.form_message(form)]}
+    return {"kind": "none", "messages": [{"response": "utter_faq_no_answer", "buttons": help_buttons(profile, None)}]}
 
 
 # "kan jeg give min TR et tillæg for ekstra opgaver" is asked like a rule question, but its words
@@ -249,9 +237,7 @@ def faq_hint(text: str, profile: Optional[Profile] = None) -> Optional[Dict[str,
         "faq_id": topic.id,
         "related_forms": list(topic.forms),
         "topic": topic.topic,
-        "messages": [{
-            "text": "Jeg er ikke sikker på, at jeg forstod dig. Spørger du om det her?\n" + answer_text(topic, profile),
-        }],
+        "messages": [answer_message(topic, profile, "utter_faq_hint")],
     }
 
 
@@ -267,28 +253,21 @@ def plan_feedback_reply(helped: bool, faq_id: Optional[str], profile: Profile, p
     if not pending:
         # The leader said ja/nej to a list of topics, a prompt or an offer of help.
         if helped:
-            return {"kind": "not_pending", "messages": [{
-                "text": "Vælg et af emnerne ovenfor, eller skriv dit spørgsmål med andre ord. AF kan også hjælpe dig:",
-                "buttons": help_buttons(profile, None),
-            }]}
-        return {"kind": "not_pending", "messages": [{"text": "Okay. Skriv bare, hvis der er andet, jeg kan hjælpe med."}]}
+            return {"kind": "not_pending", "messages": [
+                {"response": "utter_faq_pick_a_topic", "buttons": help_buttons(profile, None)}]}
+        return {"kind": "not_pending", "messages": [{"response": "utter_faq_okay"}]}
     if helped:
-        return {"kind": "helped", "messages": [{"text": "Godt. Skriv bare, hvis der er andet, jeg kan hjælpe med."}]}
+        return {"kind": "helped", "messages": [{"response": "utter_faq_glad"}]}
     topic = load_faq_catalogue(profile).get(faq_id) if faq_id else None
     area = topic.topic if topic else None
     area_name = profile.topics.get(area, {}).get("name") if area else None
-    about = f" om {area_name}" if area_name else ""
     buttons = help_buttons(profile, area)
-    buttons.append({"title": "Tal med en person", "payload": "/human_handoff"})
-    return {
-        "kind": "not_helped",
-        "topic": area,
-        "messages": [{
-            "text": f"Det er jeg ked af. AF kan hjælpe dig videre{about}. "
-                    "Du kan bestille hjælp, booke et møde eller skrive med en person.",
-            "buttons": buttons,
-        }],
-    }
+    buttons.append(button("/human_handoff", "utter_button_a_person"))
+    if area_name:
+        message = {"response": "utter_faq_not_helped", "values": {"topic_name": area_name}, "buttons": buttons}
+    else:
+        message = {"response": "utter_faq_not_helped_no_topic", "buttons": buttons}
+    return {"kind": "not_helped", "topic": area, "messages": [message]}
 
 
 # ---------------------------------------------------------------------------
@@ -313,7 +292,7 @@ class ActionAnswerFaq(Action):
         if (tracker.active_loop or {}).get("name"):
             # Asked in the middle of e.g. an order: answer, and let that flow ask its next question.
             plan = without_feedback_question(plan)
-        dispatch_plan(dispatcher, plan)
+        dispatch_plan(dispatcher, plan, domain)
         return plan_to_events(plan)
 
 
@@ -331,5 +310,5 @@ class ActionFaqFeedback(Action):
             profile,
             bool(tracker.get_slot("faq_feedback_pending")),
         )
-        dispatch_plan(dispatcher, plan)
+        dispatch_plan(dispatcher, plan, domain)
         return [SlotSet("faq_feedback_pending", False)]

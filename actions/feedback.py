@@ -15,19 +15,20 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from actions.privacy import mask_cpr
+from actions.responses import render
 from actions.textnorm import fold
 
-RATING_BUTTONS = [
-    {"title": "5 – rigtig god", "payload": '/rate{"rating": "5"}'},
-    {"title": "4", "payload": '/rate{"rating": "4"}'},
-    {"title": "3", "payload": '/rate{"rating": "3"}'},
-    {"title": "2", "payload": '/rate{"rating": "2"}'},
-    {"title": "1 – dårlig", "payload": '/rate{"rating": "1"}'},
-]
-ASK_TEXT = (
-    "Hvordan var min hjælp? Giv en karakter fra 1 (dårlig) til 5 (rigtig god). "
-    "Skriv gerne en kort kommentar med, fx «4 – hurtigt svar»."
-)
+RATINGS = (5, 4, 3, 2, 1)
+# A comment is invited after a rating this low (utter_rating_thanks_low).
+INVITE_COMMENT_AT_MOST = 3
+
+
+def rating_buttons(domain: Dict[str, Any]) -> List[Dict[str, str]]:
+    """5 .. 1, labelled by utter_button_rating_<n> (domain/feedback.yml). The payload carries the
+    rating as an entity, which Rasa would read as a placeholder in a domain response's button."""
+    return [{"title": render(domain, f"utter_button_rating_{n}"), "payload": f'/rate{{"rating": "{n}"}}'}
+            for n in RATINGS]
+
 
 # Folded words and phrases -> rating. Longer phrases are tried first.
 _WORDS: Dict[str, int] = {
@@ -119,7 +120,7 @@ class ActionAskRating(Action):
     async def run(self, dispatcher, tracker, domain) -> List[Any]:
         if tracker.get_slot("rating") is not None or tracker.get_slot("rating_requested"):
             return []
-        dispatcher.utter_message(text=ASK_TEXT, buttons=RATING_BUTTONS)
+        dispatcher.utter_message(response="utter_ask_rating", buttons=rating_buttons(domain))
         return [SlotSet("rating_requested", True)]
 
 
@@ -134,22 +135,20 @@ class ActionStoreRating(Action):
             # ("§56", "hun siger op pr. 1. marts") was misread as one. Answer that instead.
             from actions.basics import second_chance
 
-            hinted = await second_chance(dispatcher, tracker)
+            hinted = await second_chance(dispatcher, tracker, domain)
             if hinted is not None:
                 return hinted
         rating, comment = parse_rating(latest.get("text") or "", _rating_entity(latest))
         if rating is None:
-            dispatcher.utter_message(
-                text="Jeg fangede ikke karakteren. Vælg et tal fra 1 (dårlig) til 5 (rigtig god).",
-                buttons=RATING_BUTTONS,
-            )
+            dispatcher.utter_message(response="utter_rating_not_caught", buttons=rating_buttons(domain))
             return [SlotSet("rating_requested", True)]
-        reply = f"Tak for din bedømmelse ({rating} ud af 5)!"
         if comment:
-            reply += " Tak for kommentaren – AF læser den, når de forbedrer mig."
-        elif rating <= 3:
-            reply += " Skriv gerne, hvad jeg kunne have gjort bedre – fx «3 – svaret var for langt»."
-        dispatcher.utter_message(text=reply)
+            response = "utter_rating_thanks_comment"
+        elif rating <= INVITE_COMMENT_AT_MOST:
+            response = "utter_rating_thanks_low"
+        else:
+            response = "utter_rating_thanks"
+        dispatcher.utter_message(response=response, rating=rating)
         return [
             SlotSet("rating", float(rating)),
             SlotSet("rating_comment", comment or None),

@@ -8,6 +8,9 @@ answers in the chat:
 * unsure: up to three forms as buttons (payload ``/find_form{"form_id": "<id>"}``);
 * nothing fits: says so and offers to order help or book a meeting with AF
   (or answers a rule question, if the text is clearly one of the FAQ topics).
+
+The sentences are domain responses (domain/knowledge.yml, ``utter_form...``), filled with the
+form's own title, "when" and link from the catalogue.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from actions.catalogue_search import CatalogueIndex, Decision, Field, decide
 from actions.profile import Profile, ProfileError, get_profile
+from actions.responses import button, catalogue_button, message_buttons, message_values
 
 FORMS_FILE = "forms.yml"
 ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -151,78 +155,80 @@ def search_forms(text: str, profile: Optional[Profile] = None) -> Decision:
 
 
 # ---------------------------------------------------------------------------
-# Replies (Danish)
+# Replies: domain responses (domain/knowledge.yml) filled with the catalogue's data
 
 def is_payload(text: Optional[str]) -> bool:
     return bool(text) and text.strip().startswith("/")
 
 
-def form_reply(form: Form) -> str:
-    return f"Du skal bruge blanketten «{form.title}».\n{form.when}\nHer er den: {form.url}"
+def form_values(form: Form) -> Dict[str, str]:
+    """A form's own data (title, when, link) for a response's {form_title}, {form_when}, {form_url}."""
+    return {"form_title": form.title, "form_when": form.when, "form_url": form.url}
+
+
+def form_message(form: Form, response: str = "utter_form") -> Dict[str, Any]:
+    return {"response": response, "values": form_values(form)}
 
 
 def payload(intent: str, **entities: str) -> str:
     return f"/{intent}{json.dumps(entities, ensure_ascii=False)}" if entities else f"/{intent}"
 
 
-def help_buttons(profile: Profile, topic: Optional[str]) -> List[Dict[str, str]]:
+def help_buttons(profile: Profile, topic: Optional[str]) -> List[Dict[str, Any]]:
     """Buttons offering AF's help; with ``topic`` the order starts on that topic."""
     entities = {"topic": topic} if topic else {}
     return [
-        {"title": "Bestil hjælp fra AF", "payload": payload("request_help", **entities)},
-        {"title": "Book et møde med AF", "payload": payload("book_meeting", **entities)},
+        button(payload("request_help", **entities), "utter_button_order_help"),
+        button(payload("book_meeting", **entities), "utter_button_book_meeting"),
     ]
-
-
-PROMPT = (
-    "Skriv kort med dine egne ord, hvad du skal have gjort. "
-    "Fx «ny vikar i 3 uger», «en pædagog går på pension» eller «kørepenge». Så finder jeg blanketten."
-)
 
 
 def plan_form_reply(text: str, chosen_id: Optional[str], profile: Profile) -> Dict[str, Any]:
     """What ``action_find_form`` says, as data: ``{"messages": [...], "form_id": ..., "kind": ...}``.
 
-    Each message is ``{"text": ..., "buttons": [...]}``. Pure apart from reading the catalogue.
+    Each message names a domain response with its variables (see ``actions.responses``).
+    Pure apart from reading the catalogue.
     """
     catalogue = load_form_catalogue(profile)
     if chosen_id:
         form = catalogue.get(chosen_id)
         if form:
-            return {"kind": "sure", "form_id": form.id, "messages": [{"text": form_reply(form)}]}
+            return {"kind": "sure", "form_id": form.id, "messages": [form_message(form)]}
         if chosen_id == NO_FORM_ID:
-            return _no_fit(profile, None, "Så har jeg ikke den rigtige blanket.")
+            return _no_fit(profile, None, "utter_form_none_of_these")
     if not text or is_payload(text):
-        return {"kind": "prompt", "form_id": None, "messages": [{"text": PROMPT}]}
+        return {"kind": "prompt", "form_id": None, "messages": [{"response": "utter_ask_which_form"}]}
     decision = catalogue.search(text)
     if decision.kind == "sure":
         form = catalogue.get(decision.hits[0].id)
-        return {"kind": "sure", "form_id": form.id, "messages": [{"text": form_reply(form)}]}
+        return {"kind": "sure", "form_id": form.id, "messages": [form_message(form)]}
     if decision.kind == "unsure":
         buttons = [
-            {"title": catalogue.get(h.id).title, "payload": payload("find_form", form_id=h.id)}
+            catalogue_button(payload("find_form", form_id=h.id), catalogue.get(h.id).title)
             for h in decision.hits
         ]
-        buttons.append({"title": "Ingen af dem", "payload": payload("find_form", form_id=NO_FORM_ID)})
+        buttons.append(button(payload("find_form", form_id=NO_FORM_ID), "utter_button_none_of_these"))
         return {
             "kind": "unsure",
             "form_id": None,
             "candidates": [h.id for h in decision.hits],
-            "messages": [{"text": "Jeg er ikke helt sikker på, hvilken blanket du mener. Er det en af dem her?",
-                          "buttons": buttons}],
+            "messages": [{"response": "utter_form_unsure", "buttons": buttons}],
         }
     # Nothing fits as a form. If it reads like one of the rule questions, offer that answer.
     from actions import faq  # local import: faq imports this module
 
     faq_decision = faq.search_faq(text, profile)
-    plan = _no_fit(profile, None, "Jeg kan ikke finde en blanket, der passer til det.")
+    plan = _no_fit(profile, None, "utter_form_not_found")
     if faq_decision.kind == "sure":
         topic = faq.load_faq_catalogue(profile).get(faq_decision.hits[0].id)
-        plan["messages"][0]["buttons"].insert(
-            0, {"title": f"Læs om: {topic.title}", "payload": payload("ask_question", faq_id=topic.id)}
-        )
+        plan["messages"][0]["buttons"].insert(0, read_about_button(topic))
         plan["suggested_faq"] = topic.id
     return plan
+
+
+def read_about_button(topic: Any) -> Dict[str, Any]:
+    """"Læs om: <the rule topic's title>"."""
+    return button(payload("ask_question", faq_id=topic.id), "utter_button_read_about", faq_title=topic.title)
 
 
 # A fallback hint must be safe: the leader's text was NOT understood as a form question.
@@ -238,7 +244,7 @@ def form_hint(text: str, profile: Optional[Profile] = None) -> Optional[Dict[str
     """For other capabilities' fallback / out-of-scope handling: when NLU did not see a form
     question but the text clearly names one form, a plan suggesting it; else None.
 
-    Use: ``plan = form_hint(text)``; ``if plan: dispatch_plan(dispatcher, plan)``.
+    Use: ``plan = form_hint(text)``; ``if plan: dispatch_plan(dispatcher, plan, domain)``.
     """
     if not text or is_payload(text):
         return None
@@ -248,21 +254,16 @@ def form_hint(text: str, profile: Optional[Profile] = None) -> Optional[Dict[str
     if decision.kind != "sure" or decision.hits[0].score < HINT_MIN_SCORE:
         return None
     form = catalogue.get(decision.hits[0].id)
-    return {
-        "kind": "hint",
-        "form_id": form.id,
-        "messages": [{
-            "text": "Jeg er ikke sikker på, at jeg forstod dig. Leder du måske efter denne blanket?\n" + form_reply(form),
-        }],
-    }
+    return {"kind": "hint", "form_id": form.id, "messages": [form_message(form, "utter_form_hint")]}
 
 
-def _no_fit(profile: Profile, topic: Optional[str], first: str) -> Dict[str, Any]:
-    text = (
-        f"{first} Du kan se alle blanketter her: {profile.forms_page_url}\n"
-        "Du kan også få hjælp fra AF. Hvad vil du?"
-    )
-    return {"kind": "none", "form_id": None, "messages": [{"text": text, "buttons": help_buttons(profile, topic)}]}
+def _no_fit(profile: Profile, topic: Optional[str], response: str) -> Dict[str, Any]:
+    """No form fits: the link to all forms, and AF's help."""
+    return {"kind": "none", "form_id": None, "messages": [{
+        "response": response,
+        "values": {"forms_page_url": profile.forms_page_url},
+        "buttons": help_buttons(profile, topic),
+    }]}
 
 
 def _chosen_entity(latest_message: Dict[str, Any], name: str) -> Optional[str]:
@@ -291,9 +292,14 @@ def plan_to_events(plan: Dict[str, Any]) -> List[Dict[str, Any]]:
     ]
 
 
-def dispatch_plan(dispatcher: "CollectingDispatcher", plan: Dict[str, Any]) -> None:
+def dispatch_plan(dispatcher: "CollectingDispatcher", plan: Dict[str, Any], domain: Dict[str, Any]) -> None:
+    """Send a plan's messages: each a domain response, its parts and button labels from ``domain``."""
     for message in plan["messages"]:
-        dispatcher.utter_message(text=message["text"], buttons=message.get("buttons") or [])
+        dispatcher.utter_message(
+            response=message["response"],
+            buttons=message_buttons(domain, message),
+            **message_values(domain, message),
+        )
 
 
 class ActionFindForm(Action):
@@ -306,5 +312,5 @@ class ActionFindForm(Action):
         chosen = _chosen_entity(latest, "form_id")
         profile = get_profile()
         plan = await asyncio.to_thread(plan_form_reply, text, chosen, profile)
-        dispatch_plan(dispatcher, plan)
+        dispatch_plan(dispatcher, plan, domain)
         return plan_to_events(plan)

@@ -21,6 +21,8 @@ person as a button (``/human_handoff``) instead of queueing and pausing.
 
 Hand-back, closing and the time-out (nobody took the chat in time) happen in
 the web server (web/handoff_flow.py). See docs/handoff.md.
+
+Every sentence is a domain response (domain/handoff.yml, ``utter_handoff_...``).
 """
 from __future__ import annotations
 
@@ -35,30 +37,30 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.forms_lookup import dispatch_plan, plan_to_events
 from actions.handoff_store import ACTIVE, duty_status, get_store
 from actions.profile import get_profile
+from actions.responses import render
 from actions.second_chance import handoff_guard
 from actions.settings import get_settings
 
 TOPIC_MAX_CHARS = 200
-OFFER_BUTTONS = [
-    {"title": "Opret en henvendelse", "payload": "/request_help"},
-    {"title": "Book et møde med AF", "payload": "/book_meeting"},
-]
 
 
-def wait_text(seconds: int) -> str:
-    """'30 sekunder', 'et minut', '3 minutter'."""
+def wait_text(seconds: int, domain: Dict[Text, Any]) -> str:
+    """'30 sekunder', 'et minut', '3 minutter' (utter_wait_seconds / _one_minute / _minutes)."""
     if seconds < 60:
-        return f"{seconds} sekunder"
+        return render(domain, "utter_wait_seconds", seconds=seconds)
     minutes = math.ceil(seconds / 60)
-    return "et minut" if minutes == 1 else f"{minutes} minutter"
+    if minutes == 1:
+        return render(domain, "utter_wait_one_minute")
+    return render(domain, "utter_wait_minutes", minutes=minutes)
 
 
-def asked_about(tracker: Tracker, profile: Any) -> Optional[str]:
-    """What the leader asked about: the chosen topic and their latest own words before asking for a person."""
+def asked_about(tracker: Tracker, profile: Any, domain: Dict[Text, Any]) -> Optional[str]:
+    """What the leader asked about, for the supporter's queue: the chosen topic
+    (``utter_handoff_note_topic``) and their latest own words before asking for a person."""
     parts: List[str] = []
     topic = tracker.get_slot("topic")
     if isinstance(topic, str) and topic in profile.topics:
-        parts.append(f"Emne: {profile.topics[topic].get('name', topic)}")
+        parts.append(render(domain, "utter_handoff_note_topic", topic_name=profile.topics[topic].get("name", topic)))
     for event in reversed(tracker.events):
         if event.get("event") == "session_started":
             break
@@ -92,7 +94,7 @@ class ActionHumanHandoff(Action):
         if guarded is not None:
             # NLU was unsure, and the text is a clear form question about the leader's own staff
             # ("en medarbejder ønsker tjenestefri ..."): answer it, and offer the person as a button.
-            dispatch_plan(dispatcher, guarded)
+            dispatch_plan(dispatcher, guarded, domain)
             return plan_to_events(guarded)
         store = await asyncio.to_thread(get_store, settings)
         conversation_id = tracker.sender_id
@@ -100,26 +102,18 @@ class ActionHumanHandoff(Action):
         existing = await asyncio.to_thread(store.open_for, conversation_id)
         if existing is not None:
             if existing.status == ACTIVE:
-                dispatcher.utter_message(text=f"Du skriver allerede med {existing.supporter_name} fra AF.")
+                dispatcher.utter_message(response="utter_handoff_already_chatting",
+                                         supporter_name=existing.supporter_name)
             else:
                 position = await asyncio.to_thread(store.position, existing.id)
-                dispatcher.utter_message(text=f"Du står allerede i kø. Du er nummer {position} i køen.")
+                dispatcher.utter_message(response="utter_handoff_already_queued", position=position)
             return [ConversationPaused()]
 
         duty = await asyncio.to_thread(duty_status, settings, profile, store)
         if not duty.on_duty:
-            why = (
-                f"AF's medarbejdere er i chatten {profile.phone_hours}, og det er uden for den tid nu."
-                if duty.reason == "closed"
-                else "Der er desværre ingen medarbejder i chatten lige nu."
-            )
-            dispatcher.utter_message(
-                text=(
-                    f"{why} Jeg kan oprette en henvendelse, så en medarbejder fra AF kontakter dig. "
-                    f"Du kan også booke et møde eller ringe til AF på {profile.phone}."
-                ),
-                buttons=OFFER_BUTTONS,
-            )
+            # A case or a meeting instead (the buttons are in the domain), and AF's phone.
+            response = "utter_handoff_closed" if duty.reason == "closed" else "utter_handoff_nobody"
+            dispatcher.utter_message(response=response, af_phone=profile.phone, af_phone_hours=profile.phone_hours)
             await asyncio.to_thread(store.audit, "no_supporter", None, None, f"{conversation_id}: {duty.reason}")
             return []
 
@@ -130,7 +124,7 @@ class ActionHumanHandoff(Action):
                 leader_email=tracker.get_slot("leader_email"),
                 leader_institution=tracker.get_slot("leader_institution"),
                 leader_unit=tracker.get_slot("leader_unit"),
-                topic=asked_about(tracker, profile),
+                topic=asked_about(tracker, profile, domain),
                 wait_seconds=settings.handoff_wait_seconds,
             )
         )
@@ -139,21 +133,12 @@ class ActionHumanHandoff(Action):
             # One open hand-over per leader: they already wait or chat in another window. That
             # conversation keeps its place (and its time-out case); this one is not paused.
             if handoff.status == ACTIVE:
-                text = (f"Du skriver allerede med {handoff.supporter_name} fra AF i et andet chatvindue. "
-                        "Skriv til medarbejderen dér.")
+                dispatcher.utter_message(response="utter_handoff_elsewhere_chatting",
+                                         supporter_name=handoff.supporter_name)
             else:
-                text = (f"Du står allerede i kø til en medarbejder fra AF i et andet chatvindue. Du er nummer "
-                        f"{position} i køen. Medarbejderen svarer dig dér. Har du lukket vinduet, og når ingen "
-                        "at tage chatten, opretter jeg en henvendelse, så AF kontakter dig.")
-            dispatcher.utter_message(text=text)
+                dispatcher.utter_message(response="utter_handoff_elsewhere_queued", position=position)
             return []
         await asyncio.to_thread(store.audit, "requested", None, handoff, f"nummer {position} i køen")
-        dispatcher.utter_message(
-            text=(
-                f"Jeg sætter dig i kø til en medarbejder fra AF. Du er nummer {position} i køen. "
-                "Skriv gerne dit spørgsmål imens – medarbejderen kan læse samtalen. "
-                f"Hvis ingen når at tage chatten inden for {wait_text(settings.handoff_wait_seconds)}, "
-                "vender jeg tilbage og hjælper dig videre."
-            )
-        )
+        dispatcher.utter_message(response="utter_handoff_queued", position=position,
+                                 wait=wait_text(settings.handoff_wait_seconds, domain))
         return [ConversationPaused()]

@@ -1,18 +1,66 @@
-"""The main menu's buttons, shared by the action server and the web server.
+"""The main menu's buttons. They are defined once: ``utter_main_menu`` in domain/basics.yml.
 
-Kept free of rasa_sdk imports so the web process can use it. The same
-choices stand in domain/basics.yml (utter_greet), which Rasa cannot import.
+Every response with the menu in the domain refers to those buttons (``*main_menu``). The
+action server reads them from the domain Rasa sends with every call (``main_menu(domain)``);
+the web server, which gets no domain from Rasa, reads domain/basics.yml itself
+(``MAIN_MENU``, ``MENU_WITHOUT_PERSON``). Kept free of rasa_sdk imports so the web process
+can use it.
 """
-from typing import Dict, List
+from __future__ import annotations
 
-MAIN_MENU: List[Dict[str, str]] = [
-    {"title": "Find en blanket", "payload": "/find_form"},
-    {"title": "Stil et spørgsmål om regler", "payload": "/ask_question"},
-    {"title": "Bestil hjælp", "payload": "/request_help"},
-    {"title": "Book et møde med AF", "payload": "/book_meeting"},
-    {"title": "Status på min sag", "payload": "/case_status"},
-    {"title": "Tal med en medarbejder", "payload": "/human_handoff"},
-]
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
 
-# After a supporter hands the chat back, offering a person again would be odd.
-MENU_WITHOUT_PERSON = [button for button in MAIN_MENU if button["payload"] != "/human_handoff"]
+import yaml
+
+MENU_RESPONSE = "utter_main_menu"
+MENU_FILE = Path(__file__).resolve().parent.parent / "domain" / "basics.yml"
+PERSON_PAYLOAD = "/human_handoff"
+
+
+class MenuError(RuntimeError):
+    """The main menu is missing from the domain."""
+
+
+def _buttons(domain: Mapping[str, Any], source: str) -> List[Dict[str, str]]:
+    variations = (domain.get("responses") or {}).get(MENU_RESPONSE) or []
+    buttons = variations[0].get("buttons") if variations else None
+    if not buttons:
+        raise MenuError(f"{source}: svaret {MENU_RESPONSE} med hovedmenuens knapper mangler")
+    return [{"title": str(b["title"]), "payload": str(b["payload"])} for b in buttons]
+
+
+@lru_cache(maxsize=4)
+def _from_file(path: str, mtime: float) -> tuple:
+    """The file's menu, read again when the file changes (``mtime``)."""
+    with open(path, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle) or {}
+    return tuple(tuple(button.items()) for button in _buttons(data, path))
+
+
+def _file_menu() -> List[Dict[str, str]]:
+    if not MENU_FILE.is_file():
+        raise MenuError(f"Hovedmenuen læses fra {MENU_FILE}, som mangler")
+    return [dict(items) for items in _from_file(str(MENU_FILE), MENU_FILE.stat().st_mtime)]
+
+
+def main_menu(domain: Optional[Mapping[str, Any]] = None) -> List[Dict[str, str]]:
+    """The main menu's buttons: from ``domain`` when it has them, else from domain/basics.yml."""
+    if domain and MENU_RESPONSE in (domain.get("responses") or {}):
+        return _buttons(domain, "domænet")
+    return _file_menu()
+
+
+def menu_without_person(domain: Optional[Mapping[str, Any]] = None) -> List[Dict[str, str]]:
+    """After a supporter hands the chat back, offering a person again would be odd."""
+    return [button for button in main_menu(domain) if button["payload"] != PERSON_PAYLOAD]
+
+
+def __getattr__(name: str) -> List[Dict[str, str]]:
+    # The web server imports these names; read at import, from the one definition.
+    if name == "MAIN_MENU":
+        return main_menu()
+    if name == "MENU_WITHOUT_PERSON":
+        return menu_without_person()
+    raise AttributeError(name)

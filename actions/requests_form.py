@@ -35,7 +35,7 @@ from actions.af_calendar import closing_reason
 from actions.contact_email import requester_email, typed_email_allowed
 from actions.handoff import ActionHumanHandoff
 from actions.handoff_store import duty_status, get_store
-from actions.menu import MAIN_MENU
+from actions.menu import main_menu
 from actions.profile import Profile, get_profile
 from actions.request_vocabulary import load_vocabulary
 from actions.responses import render
@@ -538,7 +538,7 @@ class ActionCancelRequest(Action):
     async def run(self, dispatcher, tracker, domain) -> List[EventType]:
         started = (tracker.active_loop or {}).get("name") or any(tracker.get_slot(s) for s in rd.DETAILS)
         dispatcher.utter_message(
-            response="utter_request_dropped" if started else "utter_nothing_to_cancel", buttons=list(MAIN_MENU)
+            response="utter_request_dropped" if started else "utter_nothing_to_cancel", buttons=main_menu(domain)
         )
         return reset_events() + [SlotSet("requested_slot", None)]
 

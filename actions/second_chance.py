@@ -36,7 +36,6 @@ _PERSON_RE = re.compile(
     re.IGNORECASE,
 )
 
-PERSON_BUTTON = {"title": "Tal med en person fra AF", "payload": "/human_handoff"}
 
 
 def catalogue_hint(text: str, profile: Optional[Profile] = None) -> Optional[Dict[str, Any]]:
@@ -49,10 +48,8 @@ def catalogue_hint(text: str, profile: Optional[Profile] = None) -> Optional[Dic
     if form_plan and faq_plan:
         # Both clear ("sygesamtale med en sygemeldt"): the form, and the rule answer one tap away.
         topic = faq.load_faq_catalogue(profile).get(faq_plan["faq_id"])
-        button = {"title": f"Læs om: {topic.title}",
-                  "payload": forms_lookup.payload("ask_question", faq_id=topic.id)}
         last = dict(form_plan["messages"][-1])
-        last["buttons"] = list(last.get("buttons") or []) + [button]
+        last["buttons"] = list(last.get("buttons") or []) + [forms_lookup.read_about_button(topic)]
         return {**form_plan, "suggested_faq": topic.id, "messages": form_plan["messages"][:-1] + [last]}
     return form_plan or faq_plan
 
@@ -75,8 +72,5 @@ def handoff_guard(text: str, confidence: Optional[float], profile: Optional[Prof
     if plan is None:
         return None
     messages = [dict(m) for m in plan["messages"]]
-    messages.append({
-        "text": "Ville du hellere skrive med en person fra AF? Så tryk her.",
-        "buttons": [dict(PERSON_BUTTON)],
-    })
+    messages.append({"response": "utter_offer_person"})  # its button (/human_handoff) is in the domain
     return {**plan, "kind": "handoff_guard", "messages": messages}

@@ -11,6 +11,8 @@ import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from tests.domain_helpers import DOMAIN
+
 ROOT = Path(__file__).resolve().parent.parent
 STORIES = ROOT / "tests" / "stories" / "test_knowledge.yml"
 _PAYLOAD_RE = re.compile(r"^/(\w+)(\{.*\})?$", re.S)
@@ -49,7 +51,8 @@ def message_for(text: str, intent: str) -> Dict[str, Any]:
 
 def run_action(action, text: str, intent: str, slots: Optional[Dict[str, Any]] = None,
                active_loop: Optional[str] = None):
-    """Run a rasa_sdk action like the action server does; returns (messages, events)."""
+    """Run a rasa_sdk action like the action server does (with the domain Rasa sends);
+    returns (messages, events). ``tests.domain_helpers.shown`` gives what the leader reads."""
     tracker = Tracker(
         sender_id="test",
         slots=dict(slots or {}),
@@ -61,7 +64,7 @@ def run_action(action, text: str, intent: str, slots: Optional[Dict[str, Any]] =
         latest_action_name="action_listen",
     )
     dispatcher = CollectingDispatcher()
-    events = asyncio.run(action.run(dispatcher, tracker, {}))
+    events = asyncio.run(action.run(dispatcher, tracker, DOMAIN))
     return dispatcher.messages, events
 
 

@@ -7,6 +7,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.basics import ActionHandleFallback, ActionSessionStart, consecutive_fallbacks
 from actions.identity import issue_token
 from actions.settings import get_settings
+from tests.domain_helpers import DOMAIN, shown, shown_buttons
 
 
 def _user(intent, text="x", metadata=None):
@@ -19,7 +20,7 @@ def _tracker(events, slots=None):
 
 def _run(action, tracker):
     dispatcher = CollectingDispatcher()
-    events = asyncio.run(action.run(dispatcher, tracker, {}))
+    events = asyncio.run(action.run(dispatcher, tracker, DOMAIN))
     return dispatcher.messages, events
 
 
@@ -51,23 +52,35 @@ def test_session_start_ignores_a_forged_token_and_plain_identity_metadata(monkey
 
 def test_a_returning_leader_is_greeted_again_in_the_new_session():
     messages, _ = _run(ActionSessionStart(), _tracker([{"event": "session_started"}, _user("greet")]))
-    assert "Velkommen tilbage" in messages[0]["text"]
-    assert any(b["payload"] == "/find_form" for b in messages[0]["buttons"])
+    assert messages[0]["response"] == "utter_welcome_back_anonymous"
+    assert "Velkommen tilbage!" in shown(messages[0])
+    assert any(b["payload"] == "/find_form" for b in shown_buttons(messages[0]))
+
+
+def test_a_returning_leader_with_a_name_is_greeted_by_first_name():
+    slots = {"leader_name": "Mette Hansen", "leader_email": "mette.hansen@buf.kk.dk",
+             "leader_institution": "Valby Skole", "leader_unit": "af-syd"}
+    messages, _ = _run(ActionSessionStart(), _tracker([{"event": "session_started"}, _user("greet")], slots))
+    assert messages[0]["response"] == "utter_welcome_back" and messages[0]["first_name"] == "Mette"
+    assert shown(messages[0]).startswith("Velkommen tilbage Mette! Der er gået lidt tid")
 
 
 def test_first_misunderstanding_asks_to_rephrase_with_the_main_menu():
     tracker = _tracker([_user("greet"), {"event": "bot"}, _user("nlu_fallback")])
     assert consecutive_fallbacks(tracker) == 1
     messages, _ = _run(ActionHandleFallback(), tracker)
-    assert "forstod jeg ikke" in messages[0]["text"]
-    assert len(messages[0]["buttons"]) == 6
+    assert messages[0]["response"] == "utter_ask_rephrase"
+    assert "forstod jeg ikke" in shown(messages[0])
+    assert len(shown_buttons(messages[0])) == 6
 
 
 def test_second_misunderstanding_in_a_row_offers_a_case_or_a_person():
     tracker = _tracker([_user("nlu_fallback"), {"event": "bot"}, _user("nlu_fallback")])
     messages, _ = _run(ActionHandleFallback(), tracker)
-    payloads = [b["payload"] for b in messages[0]["buttons"]]
+    assert messages[0]["response"] == "utter_fallback_offer_help"
+    payloads = [b["payload"] for b in shown_buttons(messages[0])]
     assert "/request_help" in payloads and "/human_handoff" in payloads
+    assert messages[0]["af_phone"] in shown(messages[0])
 
 
 def test_understood_message_in_between_resets_the_count():

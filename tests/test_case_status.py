@@ -11,6 +11,7 @@ from actions import case_service as real
 from actions import case_status as cs
 from actions import requests_form as rf
 from actions.profile import load_profile
+from tests.domain_helpers import DOMAIN, all_shown
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = load_profile(ROOT / "profiles" / "buf")
@@ -52,15 +53,20 @@ def profile(monkeypatch):
     monkeypatch.setattr(cs, "get_profile", lambda: PROFILE)
 
 
-def _status(text, fake, slots=None, extra_user_events=()):
+def _run_status(text, fake, slots=None, extra_user_events=()):
     events = [{"event": "user", "text": text, "parse_data": {"intent": {"name": "case_status"}, "entities": []}}]
     events += list(extra_user_events)
     latest = events[-1]["parse_data"]
     slots = {"leader_email": METTE, **(slots or {})}
     tracker = Tracker("leder-1", slots, latest, events, False, None, {}, "action_listen")
     dispatcher = CollectingDispatcher()
-    asyncio.run(cs.ActionCaseStatus().run(dispatcher, tracker, {}))
-    return "\n".join(m.get("text") or "" for m in dispatcher.messages)
+    asyncio.run(cs.ActionCaseStatus().run(dispatcher, tracker, DOMAIN))
+    return dispatcher.messages
+
+
+def _status(text, fake, slots=None, extra_user_events=()):
+    """What the leader reads (the responses filled in as Rasa fills them)."""
+    return all_shown(_run_status(text, fake, slots, extra_user_events))
 
 
 def test_lists_own_open_cases_newest_first_at_most_five_in_danish(monkeypatch):
@@ -69,6 +75,7 @@ def test_lists_own_open_cases_newest_first_at_most_five_in_danish(monkeypatch):
     text = _status("hvad sker der med min sag?", fake)
     assert fake.calls == [("list", METTE, 5)]
     assert "Dine 5 nyeste åbne sager (nyeste først):" in text
+    assert [m["response"] for m in _run_status("mine sager", fake)] == ["utter_case_list"]
     numbers = [line.split()[1] for line in text.splitlines() if line.startswith("• ")]
     assert numbers == ["AFH0001007", "AFH0001006", "AFH0001005", "AFH0001004", "AFH0001003"]
     assert "Status: Under behandling." in text
@@ -79,6 +86,8 @@ def test_lists_own_open_cases_newest_first_at_most_five_in_danish(monkeypatch):
 def test_no_open_cases_offers_to_order_help(monkeypatch):
     fake = FakeCases(cases={})
     monkeypatch.setattr(cs, "_case_service", lambda: fake)
+    messages = _run_status("mine sager", fake)
+    assert [m["response"] for m in messages] == ["utter_no_open_cases"]
     assert "ingen åbne sager" in _status("mine sager", fake)
 
 
@@ -113,7 +122,8 @@ def test_foreign_unknown_malformed_and_injected_numbers_get_the_same_answer(monk
     monkeypatch.setattr(cs, "_case_service", lambda: fake)
     reference = _status("status på AFH0004242", FakeCases())
     text = _status(question, fake)
-    assert text == reference == cs.not_found_text(PROFILE)
+    assert text == reference
+    assert [m["response"] for m in _run_status(question, FakeCases())] == ["utter_case_not_found"]
     assert "AFH0009999" not in text and "AFH0001001 –" not in text
     # nothing with query syntax ever reaches the facade
     for call in fake.calls:
@@ -125,6 +135,7 @@ def test_servicenow_down_gives_a_clear_danish_message_with_the_phone(monkeypatch
     monkeypatch.setattr(cs, "_case_service", lambda: fake)
     for question in ("mine sager", "status på AFH0001001"):
         text = _status(question, fake)
+        assert [m["response"] for m in _run_status(question, fake)] == ["utter_case_status_unavailable"]
         assert "sagssystemet ikke svarer" in text
         assert PROFILE.phone in text
 
@@ -195,3 +206,12 @@ def test_where_a_login_is_required_a_typed_email_looks_up_nothing(monkeypatch, p
     tracker = Tracker("leder-1", {"leader_email": None}, {}, [], False, None, {}, "action_listen")
     slots = asyncio.run(cs.ValidateCaseStatusForm().required_slots([], CollectingDispatcher(), tracker, {}))
     assert slots == []
+
+
+def test_one_open_case_and_a_case_without_title_or_time(monkeypatch):
+    fake = FakeCases(cases={METTE: [_case("AFH0001001", updated="", short="")]})
+    monkeypatch.setattr(cs, "_case_service", lambda: fake)
+    assert [m["response"] for m in _run_status("mine sager", fake)] == ["utter_case_list_one"]
+    assert _status("mine sager", fake) == (
+        "Du har én åben sag:\n• AFH0001001 – uden titel\n  Status: Under behandling. Senest opdateret ukendt.\n"
+        "Skriv sagsnummeret, hvis du vil se én bestemt sag.")

@@ -386,6 +386,7 @@ def test_one_open_handoff_per_leader(new_store):
 
 def test_asking_again_in_another_window_does_not_queue_twice(tmp_path, monkeypatch, new_store):
     from actions import handoff as handoff_action
+    from tests.domain_helpers import DOMAIN, all_shown
 
     store = new_store()
     first = _request(store, "c1", "mette.hansen@buf.kk.dk", time.time())
@@ -398,8 +399,9 @@ def test_asking_again_in_another_window_does_not_queue_twice(tmp_path, monkeypat
               "entities": []}
     tracker = Tracker("c2", slots, latest, [], False, None, {}, "action_listen")
     dispatcher = CollectingDispatcher()
-    events = asyncio.run(handoff_action.ActionHumanHandoff().run(dispatcher, tracker, {}))
-    text = " ".join(m.get("text") or "" for m in dispatcher.messages)
+    events = asyncio.run(handoff_action.ActionHumanHandoff().run(dispatcher, tracker, DOMAIN))
+    assert [m["response"] for m in dispatcher.messages] == ["utter_handoff_elsewhere_queued"]
+    text = all_shown(dispatcher.messages)
     assert "allerede i kø" in text and "andet chatvindue" in text
     assert not any(e.get("event") == "pause" for e in events)  # this window is not left paused
     assert [h.id for h in store.list_open()] == [first.id]

@@ -9,6 +9,7 @@ import yaml
 
 from actions.faq import ActionAnswerFaq, ActionFaqFeedback, load_faq_catalogue, plan_faq_reply, search_faq
 from actions.profile import ProfileError, get_profile, load_profile
+from tests.domain_helpers import plan_shown, shown, shown_buttons
 from tests.knowledge_helpers import run_action, sentences, slot_events, story_turns
 
 REQUIRED_TOPICS = {
@@ -80,9 +81,10 @@ def test_typical_questions_find_their_topic(text, faq_id):
 def test_answer_has_text_link_and_asks_if_it_helped(catalogue):
     messages, events = run_action(ActionAnswerFaq(), "hvordan virker samtidighedsferie", "ask_question")
     topic = catalogue.get("ferieloven")
-    assert topic.answer in messages[0]["text"] and topic.url in messages[0]["text"]
-    assert messages[1]["text"] == "Hjalp det svar dig?"
-    assert [b["payload"] for b in messages[1]["buttons"]] == ["/affirm", "/deny"]
+    assert topic.answer in shown(messages[0]) and topic.url in shown(messages[0])
+    assert [m["response"] for m in messages] == ["utter_faq_answer", "utter_ask_faq_helped"]
+    assert shown(messages[1]) == "Hjalp det svar dig?"
+    assert [b["payload"] for b in shown_buttons(messages[1])] == ["/affirm", "/deny"]
     slots = slot_events(events)
     assert slots["faq_id"] == "ferieloven" and slots["faq_feedback_pending"] is True
 
@@ -91,11 +93,12 @@ def test_not_helped_offers_help_or_a_meeting_about_the_same_topic(profile):
     messages, events = run_action(
         ActionFaqFeedback(), "nej", "deny", slots={"faq_id": "loenudbetaling", "faq_feedback_pending": True}
     )
-    payloads = [b["payload"] for b in messages[0]["buttons"]]
+    payloads = [b["payload"] for b in shown_buttons(messages[0])]
     assert "/request_help" + json.dumps({"topic": "loen"}) in payloads
     assert "/book_meeting" + json.dumps({"topic": "loen"}) in payloads
     assert "/human_handoff" in payloads
-    assert profile.topics["loen"]["name"] in messages[0]["text"]
+    assert messages[0]["response"] == "utter_faq_not_helped" and messages[0]["topic_name"] == "løn"
+    assert profile.topics["loen"]["name"] in shown(messages[0])
     assert slot_events(events)["faq_feedback_pending"] is False
 
 
@@ -103,36 +106,37 @@ def test_helped_closes_without_pushing_more(profile):
     messages, events = run_action(
         ActionFaqFeedback(), "ja", "affirm", slots={"faq_id": "omsorgsdage", "faq_feedback_pending": True}
     )
-    assert len(messages) == 1 and not messages[0]["buttons"]
+    assert len(messages) == 1 and not shown_buttons(messages[0])
     assert slot_events(events)["faq_feedback_pending"] is False
 
 
 def test_yes_to_a_list_of_topics_is_not_taken_as_feedback():
     messages, _ = run_action(ActionFaqFeedback(), "ja", "affirm", slots={"faq_feedback_pending": False})
-    assert "Vælg et af emnerne" in messages[0]["text"]
-    assert "Hjalp" not in messages[0]["text"]
+    assert messages[0]["response"] == "utter_faq_pick_a_topic"
+    assert "Vælg et af emnerne" in shown(messages[0])
+    assert "Hjalp" not in shown(messages[0])
 
 
 def test_an_answer_in_the_middle_of_an_order_does_not_ask_if_it_helped(catalogue):
     messages, events = run_action(
         ActionAnswerFaq(), "hvor mange omsorgsdage har man", "ask_question", active_loop="request_form"
     )
-    assert len(messages) == 1 and catalogue.get("omsorgsdage").answer in messages[0]["text"]
+    assert len(messages) == 1 and catalogue.get("omsorgsdage").answer in shown(messages[0])
     assert slot_events(events)["faq_feedback_pending"] is False
 
 
 def test_button_choice_answers_that_topic(catalogue):
     messages, events = run_action(ActionAnswerFaq(), '/ask_question{"faq_id": "omsorgsdage"}', "ask_question")
-    assert catalogue.get("omsorgsdage").answer in messages[0]["text"]
+    assert catalogue.get("omsorgsdage").answer in shown(messages[0])
     assert slot_events(events)["faq_id"] == "omsorgsdage"
 
 
 def test_unsure_question_offers_topics_as_buttons_without_asking_for_feedback():
     messages, events = run_action(ActionAnswerFaq(), "ferie", "ask_question")
-    buttons = [b for b in messages[0]["buttons"] if b["payload"].startswith("/ask_question")]
+    buttons = [b for b in shown_buttons(messages[0]) if b["payload"].startswith("/ask_question")]
     assert 2 <= len(buttons) <= 3
     # "ferie" is also clearly the holiday form: offered as one more button
-    assert messages[0]["buttons"][-1]["payload"] == '/find_form{"form_id": "ferie"}'
+    assert shown_buttons(messages[0])[-1]["payload"] == '/find_form{"form_id": "ferie"}'
     assert slot_events(events)["faq_feedback_pending"] is False
 
 
@@ -143,14 +147,15 @@ def test_a_form_question_asked_as_a_rule_question_gets_the_form(profile):
 
 def test_no_answer_offers_help_and_a_meeting():
     messages, events = run_action(ActionAnswerFaq(), "hvad koster en kaffe i kantinen", "ask_question")
-    payloads = [b["payload"] for b in messages[0]["buttons"]]
+    payloads = [b["payload"] for b in shown_buttons(messages[0])]
     assert "/request_help" in payloads and "/book_meeting" in payloads
     assert slot_events(events)["faq_feedback_pending"] is False
 
 
 def test_menu_button_without_a_question_asks_for_one():
     messages, events = run_action(ActionAnswerFaq(), "/ask_question", "ask_question")
-    assert "Skriv dit spørgsmål" in messages[0]["text"]
+    assert messages[0]["response"] == "utter_ask_which_rule"
+    assert "Skriv dit spørgsmål" in shown(messages[0])
     assert slot_events(events)["faq_feedback_pending"] is False
 
 
@@ -170,7 +175,7 @@ def test_a_new_topic_added_as_data_is_answered(tmp_path, profile):
     new_profile = load_profile(folder)
     plan = plan_faq_reply("hvad er reglerne for en studietur", None, new_profile)
     assert plan["faq_id"] == "tjenesterejser"
-    assert f"{new_profile.intranet_base_url}/hr/tjenesterejser" in plan["messages"][0]["text"]
+    assert f"{new_profile.intranet_base_url}/hr/tjenesterejser" in plan_shown(plan)
 
 
 def test_a_topic_with_an_unknown_follow_up_topic_is_refused(tmp_path, profile):
@@ -188,7 +193,7 @@ def test_a_rule_answer_links_its_related_form(profile):
 
     plan = plan_faq_reply("hvor mange uger barsel har en far ret til", None, profile)
     assert plan["faq_id"] == "barselsregler" and plan["related_forms"] == ["barsel"]
-    assert load_form_catalogue(profile).get("barsel").url in plan["messages"][0]["text"]
+    assert load_form_catalogue(profile).get("barsel").url in plan_shown(plan)
 
 
 def test_a_related_form_that_does_not_exist_is_refused(tmp_path, profile):

@@ -8,6 +8,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.feedback import ActionAskRating, ActionStoreRating, parse_rating
+from tests.domain_helpers import DOMAIN, shown
 
 
 def tracker(text: str = "", intent: str = "rate", entities=None, slots=None) -> Tracker:
@@ -25,7 +26,7 @@ def tracker(text: str = "", intent: str = "rate", entities=None, slots=None) -> 
 
 def run(action, t: Tracker):
     dispatcher = CollectingDispatcher()
-    events = asyncio.run(action.run(dispatcher, t, {}))
+    events = asyncio.run(action.run(dispatcher, t, DOMAIN))
     return dispatcher.messages, {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
 
 
@@ -69,8 +70,10 @@ def test_button_entity_wins_and_payload_is_no_comment():
 
 def test_ask_once_per_session_with_buttons():
     messages, slots = run(ActionAskRating(), tracker())
-    assert "1 (dårlig) til 5 (rigtig god)" in messages[0]["text"]
+    assert messages[0]["response"] == "utter_ask_rating"
+    assert "1 (dårlig) til 5 (rigtig god)" in shown(messages[0])
     assert [b["payload"] for b in messages[0]["buttons"]] == [f'/rate{{"rating": "{n}"}}' for n in (5, 4, 3, 2, 1)]
+    assert [b["title"] for b in messages[0]["buttons"]] == ["5 – rigtig god", "4", "3", "2", "1 – dårlig"]
     assert slots == {"rating_requested": True}
     assert run(ActionAskRating(), tracker(slots={"rating_requested": True})) == ([], {})
     assert run(ActionAskRating(), tracker(slots={"rating": 4.0})) == ([], {})
@@ -79,20 +82,24 @@ def test_ask_once_per_session_with_buttons():
 def test_store_rating_with_comment():
     messages, slots = run(ActionStoreRating(), tracker("3 - for mange spørgsmål", entities=[{"entity": "rating", "value": "3"}]))
     assert slots == {"rating": 3.0, "rating_comment": "for mange spørgsmål", "rating_requested": False}
-    assert "Tak for din bedømmelse (3 ud af 5)" in messages[0]["text"] and "kommentaren" in messages[0]["text"]
+    assert messages[0]["response"] == "utter_rating_thanks_comment" and messages[0]["rating"] == 3
+    assert "Tak for din bedømmelse (3 ud af 5)" in shown(messages[0]) and "kommentaren" in shown(messages[0])
 
 
 def test_low_rating_without_comment_invites_one_and_high_rating_does_not():
     messages, slots = run(ActionStoreRating(), tracker('/rate{"rating": "2"}', entities=[{"entity": "rating", "value": "2"}]))
     assert slots["rating"] == 2.0 and slots["rating_comment"] is None
-    assert "hvad jeg kunne have gjort bedre" in messages[0]["text"]
+    assert messages[0]["response"] == "utter_rating_thanks_low"
+    assert "hvad jeg kunne have gjort bedre" in shown(messages[0])
     messages, _ = run(ActionStoreRating(), tracker("5"))
-    assert "bedre" not in messages[0]["text"]
+    assert messages[0]["response"] == "utter_rating_thanks"
+    assert shown(messages[0]) == "Tak for din bedømmelse (5 ud af 5)!"
 
 
 def test_no_rating_found_asks_again_and_stores_nothing():
     messages, slots = run(ActionStoreRating(), tracker("hmm"))
-    assert "Vælg et tal fra 1" in messages[0]["text"] and len(messages[0]["buttons"]) == 5
+    assert messages[0]["response"] == "utter_rating_not_caught"
+    assert "Vælg et tal fra 1" in shown(messages[0]) and len(messages[0]["buttons"]) == 5
     assert "rating" not in slots
 
 

@@ -9,6 +9,7 @@ import yaml
 from actions import forms_lookup, textnorm
 from actions.forms_lookup import ActionFindForm, load_form_catalogue, plan_form_reply, search_forms
 from actions.profile import ProfileError, get_profile, load_profile
+from tests.domain_helpers import plan_shown, shown, shown_buttons
 from tests.knowledge_helpers import run_action, slot_events, story_turns
 
 REQUIRED_IDS = {
@@ -135,8 +136,9 @@ def test_clear_question_gets_title_when_line_and_link(catalogue):
     messages, events = run_action(ActionFindForm(), "min pædagog går på efterløn, hvad gør jeg", "find_form")
     form = catalogue.get("fratraedelse")
     assert len(messages) == 1
-    text = messages[0]["text"]
-    assert form.title in text and form.when in text and form.url in text
+    assert messages[0]["response"] == "utter_form"
+    text = shown(messages[0])
+    assert text == f"Du skal bruge blanketten «{form.title}».\n{form.when}\nHer er den: {form.url}"
     assert slot_events(events)["form_id"] == "fratraedelse"
 
 
@@ -144,7 +146,7 @@ def test_unsure_question_offers_up_to_three_forms_as_buttons(catalogue):
     # "ferie" alone could be the holiday form or, via "feriepenge"/"feriedage", several; "løn" is vaguer still.
     messages, events = run_action(ActionFindForm(), "noget med løn", "find_form")
     assert len(messages) == 1
-    buttons = messages[0]["buttons"]
+    buttons = shown_buttons(messages[0])
     form_buttons = [b for b in buttons if '"form_id": "ingen"' not in b["payload"]]
     assert 2 <= len(form_buttons) <= 3
     for button in form_buttons:
@@ -152,12 +154,13 @@ def test_unsure_question_offers_up_to_three_forms_as_buttons(catalogue):
         form_id = button["payload"].split('"')[3]
         assert catalogue.get(form_id).title == button["title"]
     assert buttons[-1]["title"] == "Ingen af dem"
+    assert messages[0]["response"] == "utter_form_unsure"
     assert slot_events(events)["form_id"] is None
 
 
 def test_button_choice_shows_that_form(catalogue):
     messages, events = run_action(ActionFindForm(), '/find_form{"form_id": "koersel"}', "find_form")
-    assert catalogue.get("koersel").url in messages[0]["text"]
+    assert catalogue.get("koersel").url in shown(messages[0])
     assert slot_events(events)["form_id"] == "koersel"
 
 
@@ -165,22 +168,23 @@ def test_none_of_these_and_no_fit_offer_help_and_a_meeting(profile):
     for text in ('/find_form{"form_id": "ingen"}', "hvornår har kantinen åbent", "asdf qwerty"):
         messages, events = run_action(ActionFindForm(), text, "find_form")
         assert len(messages) == 1, text
-        payloads = [b["payload"] for b in messages[0]["buttons"]]
+        payloads = [b["payload"] for b in shown_buttons(messages[0])]
         assert any(p.startswith("/request_help") for p in payloads), text
         assert any(p.startswith("/book_meeting") for p in payloads), text
-        assert profile.forms_page_url in messages[0]["text"]
+        assert profile.forms_page_url in shown(messages[0])
         assert slot_events(events)["form_id"] is None
 
 
 def test_a_rule_question_in_the_form_flow_points_to_the_answer():
     messages, _ = run_action(ActionFindForm(), "hvad er samtidighedsferie", "find_form")
-    payloads = [b["payload"] for b in messages[0]["buttons"]]
+    payloads = [b["payload"] for b in shown_buttons(messages[0])]
     assert '/ask_question{"faq_id": "ferieloven"}' in payloads
 
 
 def test_menu_button_without_a_question_asks_for_one():
     messages, events = run_action(ActionFindForm(), "/find_form", "find_form")
-    assert "Skriv" in messages[0]["text"] and not messages[0]["buttons"]
+    assert messages[0]["response"] == "utter_ask_which_form"
+    assert "Skriv" in shown(messages[0]) and not shown_buttons(messages[0])
     assert slot_events(events)["form_id"] is None
 
 
@@ -208,7 +212,7 @@ def test_a_new_form_added_as_data_is_found(tmp_path, profile):
     new_profile = load_profile(folder)
     plan = plan_form_reply("en pædagog faldt på legepladsen og kom til skade", None, new_profile)
     assert plan["form_id"] == "arbejdsskade"
-    assert f"{new_profile.intranet_base_url}/af/blanketter/arbejdsskade" in plan["messages"][0]["text"]
+    assert f"{new_profile.intranet_base_url}/af/blanketter/arbejdsskade" in plan_shown(plan)
 
 
 @pytest.mark.parametrize(
@@ -252,7 +256,7 @@ def test_a_verb_is_not_dropped_because_it_looks_like_a_stopword_without_aeoeaa()
 
 def test_fallback_hint_only_for_a_clear_form(catalogue):
     plan = forms_lookup.form_hint("en pædagog har lagt penge ud til blomster med sit private kort")
-    assert plan["form_id"] == "udlaeg" and catalogue.get("udlaeg").url in plan["messages"][0]["text"]
+    assert plan["form_id"] == "udlaeg" and catalogue.get("udlaeg").url in plan_shown(plan)
     assert forms_lookup.form_hint("hvad er klokken") is None
     assert forms_lookup.form_hint("noget med løn") is None  # unsure: no guess in a fallback
     assert forms_lookup.form_hint("/greet") is None

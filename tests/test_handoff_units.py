@@ -236,6 +236,7 @@ def test_too_many_wrong_passwords_are_slowed_down(tmp_path, backend):
 
 def test_asked_about_uses_the_leaders_own_words():
     from actions.handoff import asked_about, wait_text
+    from tests.domain_helpers import DOMAIN
 
     tracker = SimpleNamespace(
         get_slot=lambda name: "loen" if name == "topic" else None,
@@ -246,8 +247,8 @@ def test_asked_about_uses_the_leaders_own_words():
             {"event": "user", "text": "jeg vil tale med et menneske", "parse_data": {"intent": {"name": "human_handoff"}}},
         ],
     )
-    assert asked_about(tracker, PROFILE) == "Emne: løn – hvordan registrerer jeg overarbejde for en lærer"
-    assert (wait_text(30), wait_text(60), wait_text(180)) == ("30 sekunder", "et minut", "3 minutter")
+    assert asked_about(tracker, PROFILE, DOMAIN) == "Emne: løn – hvordan registrerer jeg overarbejde for en lærer"
+    assert [wait_text(s, DOMAIN) for s in (30, 60, 180)] == ["30 sekunder", "et minut", "3 minutter"]
 
 
 # ------------------------------------------------------------------------------ the flow with a fake Rasa API

@@ -79,7 +79,7 @@ def test_the_dialogue_shows_kff_texts(kff, monkeypatch):
     queued = rf.ActionSubmitRequest.reply(SimpleResult(status="queued", number=None), "help", tracker, profile, DOMAIN)
     assert queued["response"] == "utter_request_queued"
     assert queued["af_phone"] == "33 66 00 00"
-    assert "33 66 00 00" in cs.unavailable_text(profile)
+    assert cs.phone_values(profile) == {"af_phone": "33 66 00 00", "af_phone_hours": "mandag-fredag kl. 9-13"}
 
 
 class SimpleResult:

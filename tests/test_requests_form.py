@@ -352,7 +352,8 @@ def test_asking_for_a_person_mid_form_with_a_supporter_on_duty_hands_the_chat_ov
     events = asyncio.run(rf.ActionRequestCallback().run(dispatcher, tracker, DOMAIN))
     kinds = [e["event"] for e in events]
     assert "pause" in kinds and {"event": "active_loop", "timestamp": None, "name": None} in events
-    assert "i kø" in dispatcher.messages[0]["text"]
+    assert dispatcher.messages[0]["response"] == "utter_handoff_queued"
+    assert "i kø" in shown(dispatcher.messages[0])
     assert store.open_for("leder-2") is not None
 
 

@@ -19,6 +19,7 @@ from actions.handoff import ActionHumanHandoff
 from actions.settings import PROJECT_ROOT
 from actions.textnorm import fold
 from scripts import eval_forms
+from tests.domain_helpers import DOMAIN, all_shown, plan_shown, shown_buttons
 
 LEAVE = "en medarbejder ønsker tjenestefri uden løn et år for at studere"
 SICK = "§ 56 aftale for en lærer"
@@ -31,12 +32,13 @@ def tracker(text, intent="nlu_fallback", confidence=0.4, slots=None, loop=None, 
 
 def run(action, t):
     dispatcher = CollectingDispatcher()
-    events = asyncio.run(action.run(dispatcher, t, {}))
+    events = asyncio.run(action.run(dispatcher, t, DOMAIN))
     return dispatcher.messages, events
 
 
 def texts(messages):
-    return "\n".join(m.get("text") or "" for m in messages)
+    """What the leader reads."""
+    return all_shown(messages)
 
 
 def slots(events):
@@ -46,12 +48,12 @@ def slots(events):
 # ------------------------------------------------------------------ the hints themselves
 def test_hint_names_the_form_for_a_clear_form_question():
     plan = second_chance.catalogue_hint(LEAVE)
-    assert plan["form_id"] == "orlov" and "/af/blanketter/orlov" in texts(plan["messages"])
+    assert plan["form_id"] == "orlov" and "/af/blanketter/orlov" in plan_shown(plan)
 
 
 def test_hint_answers_a_clear_rule_question():
     plan = second_chance.catalogue_hint("hvordan fungerer samtidighedsferie i ferieloven")
-    assert plan["faq_id"] == "ferieloven" and "Læs de fulde regler her" in texts(plan["messages"])
+    assert plan["faq_id"] == "ferieloven" and "Læs de fulde regler her" in plan_shown(plan)
 
 
 def test_hint_stays_silent_on_chat_that_shares_one_word_with_a_form():
@@ -123,7 +125,8 @@ def test_guard_fires_only_when_unsure_not_asking_for_a_person_and_a_form_is_clea
 def test_handoff_action_answers_the_form_and_offers_the_person_without_pausing():
     messages, events = run(ActionHumanHandoff(), tracker(LEAVE, "human_handoff", 0.7))
     assert "/af/blanketter/orlov" in texts(messages)
-    assert {"title": "Tal med en person fra AF", "payload": "/human_handoff"} in messages[-1]["buttons"]
+    assert messages[-1]["response"] == "utter_offer_person"
+    assert {"title": "Tal med en person fra AF", "payload": "/human_handoff"} in shown_buttons(messages[-1])
     assert not any(e.get("event") == "pause" for e in events)
 
 
