@@ -280,5 +280,14 @@ def collect() -> List[Sent]:
     return list(_recorded()[0])
 
 
+def messages() -> List[Tuple[str, Dict[str, Any]]]:
+    """(response, the collected message) of every situation: what the action server returns."""
+    found = []
+    with _patched() as mp:
+        for batch in _scenarios(mp):
+            found.extend((m.get("response") or "<text>", m) for m in batch)
+    return found
+
+
 def rendered_parts() -> List[Sent]:
     return list(_recorded()[1])

@@ -348,3 +348,36 @@ def test_the_domain_files_are_valid_yaml_with_text_in_every_response():
         for name, variations in (data.get("responses") or {}).items():
             assert name.startswith("utter_"), (path.name, name)
             assert variations and all(str(v.get("text") or "").strip() for v in variations), (path.name, name)
+
+
+def test_rasa_itself_fills_the_responses_as_the_tests_read_them():
+    """The messages of every situation, through Rasa's own code for an action's responses
+    (RemoteAction._utter_responses with the templated NLG of domain/): the leader reads exactly
+    what ``tests.domain_helpers.shown`` says, with the buttons of the response and the action."""
+    import copy
+
+    pytest.importorskip("rasa")
+    from rasa.core.actions.action import RemoteAction
+    from rasa.core.channels.channel import CollectingOutputChannel
+    from rasa.core.nlg import TemplatedNaturalLanguageGenerator
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import SlotSet
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from tests.domain_helpers import shown, shown_buttons
+
+    domain = Domain.load(str(ROOT / "domain"))
+    slots = {"af_phone": "33 17 00 00", "af_phone_hours": "mandag-torsdag kl. 8-15",
+             "forms_page_url": "https://kkintra.kk.dk/buf/af/blanketter"}
+    tracker = DialogueStateTracker.from_events("leder-1", [SlotSet(k, v) for k, v in slots.items()],
+                                               slots=domain.slots)
+    messages = [m for name, m in response_paths.messages()]
+    uttered = asyncio.run(RemoteAction._utter_responses(
+        copy.deepcopy(messages), CollectingOutputChannel(), TemplatedNaturalLanguageGenerator(domain.responses),
+        tracker))
+    assert len(uttered) == len(messages)
+    for message, bot in zip(messages, uttered):
+        assert bot.text == shown(message, slots), message["response"]
+        assert "{" not in bot.text, message["response"]
+        buttons = [(b["title"], b["payload"]) for b in bot.data.get("buttons") or []]
+        assert buttons == [(b["title"], b["payload"]) for b in shown_buttons(message, slots)], message["response"]
