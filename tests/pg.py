@@ -1,8 +1,9 @@
 """PostgreSQL for the store tests (the hand-over store and the outbox on the scaled backend).
 
 Needs PostgreSQL on 127.0.0.1:5432 with the ``postgres`` role without a password (trust), as on
-the project's machines. A test run makes its own database ``af_test_<pid>_<random>`` and drops
-it at the end; tests that need PostgreSQL are skipped with the reason when it is not there.
+the project's machines. A test run makes one database of its own, ``af_test_<pid>_<8 hex>``, and
+drops it when the run ends; one left behind by a run that was killed (its process is gone) is
+dropped by the next run. Tests that need PostgreSQL are skipped with the reason when it is not there.
 
 Fixtures (import them into a test module):
 
@@ -12,10 +13,13 @@ Fixtures (import them into a test module):
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import re
 import secrets
 import socket
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List
@@ -80,27 +84,74 @@ def env_for(name: str) -> Dict[str, str]:
             "AF_POSTGRES_USER": PG_ADMIN, "AF_POSTGRES_DB": name}
 
 
-@contextmanager
-def new_database() -> Iterator[PgDatabase]:
-    """A database of its own, dropped afterwards (also when our pools still hold connections)."""
+_OURS = re.compile(r"^af_test_(\d+)_[0-9a-f]{8}$")  # tests/test_scaled.py's have 6 hex digits
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def drop_stale_databases() -> None:
+    """Databases of this helper whose test run was killed before it could drop them."""
+    for (name,) in admin_sql("SELECT datname FROM pg_database WHERE datname LIKE 'af\\_test\\_%'"):
+        match = _OURS.match(name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _create() -> PgDatabase:
     reason = why_not_available()
     if reason:
         pytest.skip(f"PostgreSQL-backend kræver PostgreSQL: {reason}")
+    drop_stale_databases()
     name = f"af_test_{os.getpid()}_{secrets.token_hex(4)}"
     admin_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield PgDatabase(name, env_for(name))
-    finally:
-        from actions.db import close_pools
+    return PgDatabase(name, env_for(name))
 
-        close_pools()
-        admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+def _drop(database: PgDatabase) -> None:
+    from actions.db import close_pools
+
+    close_pools()
+    admin_sql(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
+
+
+@contextmanager
+def new_database() -> Iterator[PgDatabase]:
+    """A database of its own, dropped afterwards (also when our pools still hold connections)."""
+    database = _create()
+    try:
+        yield database
+    finally:
+        _drop(database)
+
+
+_run_database: List[PgDatabase] = []
+_run_lock = threading.Lock()
+
+
+def _drop_run_database() -> None:
+    for database in _run_database:
+        try:
+            _drop(database)
+        except Exception:  # noqa: BLE001 - PostgreSQL went away; the next run drops it
+            pass
 
 
 @pytest.fixture(scope="session")
-def pg_database() -> Iterator[PgDatabase]:
-    with new_database() as database:
-        yield database
+def pg_database() -> PgDatabase:
+    """The run's database: one for every test module that uses it, dropped when the run ends."""
+    with _run_lock:
+        if not _run_database:
+            _run_database.append(_create())
+            atexit.register(_drop_run_database)
+    return _run_database[0]
 
 
 @pytest.fixture

@@ -14,6 +14,9 @@ They start each step at the same moment (a barrier), so the races are real:
   loopback ServiceNow without a unique index: each case is created exactly once;
 * servers starting at once on an empty database all create the schema without tripping.
 
+And the single-process parts of moving to it: ``--import-sqlite``, ``--check``, and the test
+databases themselves (one left behind by a killed run is dropped by the next).
+
 Needs PostgreSQL on 127.0.0.1:5432 (tests/pg.py); skipped with the reason when it is not there.
 The store semantics on both backends, in one process, are in tests/test_handoff_units.py,
 tests/test_console_security.py and tests/test_outbox_edges.py.
@@ -21,8 +24,9 @@ tests/test_console_security.py and tests/test_outbox_edges.py.
 from __future__ import annotations
 
 import multiprocessing
-import socket
+import os
 import queue
+import socket
 import time
 from collections import Counter
 from typing import Any, Callable, Dict, List, Sequence
@@ -246,3 +250,20 @@ def test_the_health_check_fails_in_danish_when_postgres_cannot_be_reached(tmp_pa
         closed.close()
     err = capsys.readouterr().err
     assert "Udbakken kan ikke nås: kan ikke forbinde til PostgreSQL (PostgreSQL af_assistent@127.0.0.1:" in err
+
+
+def test_a_test_database_left_by_a_killed_run_is_dropped_by_the_next(pg):
+    from tests.pg import admin_sql, drop_stale_databases
+
+    dead_pid = 4_194_304 + 1  # above Linux's highest pid: no such process
+    dead, alive = f"af_test_{dead_pid}_deadbeef", f"af_test_{os.getppid()}_0badcafe"
+    for name in (dead, alive):
+        admin_sql(f'CREATE DATABASE "{name}"')
+    try:
+        drop_stale_databases()
+        left = {row[0] for row in admin_sql("SELECT datname FROM pg_database")}
+        assert dead not in left, "a killed run's database is dropped"
+        assert alive in left and pg.name in left, "a running run's database is left alone"
+    finally:
+        for name in (dead, alive):
+            admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
