@@ -381,3 +381,26 @@ def test_rasa_itself_fills_the_responses_as_the_tests_read_them():
         assert "{" not in bot.text, message["response"]
         buttons = [(b["title"], b["payload"]) for b in bot.data.get("buttons") or []]
         assert buttons == [(b["title"], b["payload"]) for b in shown_buttons(message, slots)], message["response"]
+
+
+def test_the_main_menu_is_read_from_its_one_definition(tmp_path, monkeypatch):
+    from actions import menu
+
+    buttons = DOMAIN["responses"]["utter_main_menu"][0]["buttons"]
+    assert menu.main_menu(DOMAIN) == buttons == menu.main_menu()  # the domain Rasa sends, or the file
+    assert menu.MENU_WITHOUT_PERSON == [b for b in buttons if b["payload"] != "/human_handoff"]
+    for name in ("utter_greet", "utter_capabilities", "utter_ask_rephrase", "utter_out_of_scope",
+                 "utter_welcome_back", "utter_welcome_back_anonymous"):
+        assert all(v["buttons"] == buttons for v in DOMAIN["responses"][name]), name
+    # a trainer renames a button: every menu, the web server's included, follows
+    folder = tmp_path / "domain"
+    folder.mkdir()
+    text = (ROOT / "domain" / "basics.yml").read_text(encoding="utf-8")
+    (folder / "basics.yml").write_text(text.replace('"Find en blanket"', '"Find blanketten"', 1), encoding="utf-8")
+    monkeypatch.setattr(menu, "MENU_FILE", folder / "basics.yml")
+    assert menu.main_menu()[0]["title"] == "Find blanketten"
+    edited = load_domain(folder)
+    assert all(v["buttons"][0]["title"] == "Find blanketten" for v in edited["responses"]["utter_greet"])
+    # an image without domain/: no menu buttons, but no crash
+    monkeypatch.setattr(menu, "MENU_FILE", tmp_path / "missing.yml")
+    assert menu.main_menu() == []
