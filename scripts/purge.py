@@ -18,6 +18,9 @@ What is purged:
   (``af_outbox``) when ``AF_TRACKER_STORE=postgres``. Entries not yet delivered are kept:
   they are orders ServiceNow has not received. (The outbox worker itself also
   removes receipts after a week.)
+* ended hand-overs to a supporter (names, e-mails, words), audit entries and
+  transcript reads older than the limit, in the hand-over store (SQLite, or
+  PostgreSQL when ``AF_TRACKER_STORE=postgres``); waiting and active chats stay;
 * our log files under ``settings.log_dir`` not written to for longer than the
   limit.
 

@@ -425,10 +425,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         report["outbox"] = outbox_figures(settings, zone)
     except Exception as exc:  # the figures above do not depend on the outbox
-        from actions.outbox import database_for_settings
-
-        print(f"ADVARSEL: kunne ikke læse udbakken ({database_for_settings(settings).describe()}): {exc}",
-              file=sys.stderr)
+        where = "PostgreSQL, af_outbox" if settings.tracker_store == "postgres" else settings.outbox_path
+        print(f"ADVARSEL: kunne ikke læse udbakken ({where}): {exc}", file=sys.stderr)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"rapport-{first.isoformat()}-{last.isoformat()}"
     json_path, html_path = args.out_dir / f"{stem}.json", args.out_dir / f"{stem}.html"

@@ -154,3 +154,22 @@ def test_the_command_reads_the_outbox_in_postgres_in_the_scaled_deployment(store
     assert data["outbox"]["dead"] == 1 and data["outbox"]["dead_letters"][0]["reference"] == "AF-DEAD1"
     assert "OBS: 1 henvendelse(r) er afvist af ServiceNow" in capsys.readouterr().out
     assert not settings.outbox_path.exists()
+
+
+def test_the_report_is_written_when_the_outbox_in_postgres_cannot_be_opened(store, tmp_path, monkeypatch, capsys):
+    """The conversation figures do not depend on the outbox: an outbox that cannot be opened (here:
+    an image without the PostgreSQL driver) is a warning, not a failed report."""
+    from actions import db
+    from actions import settings as settings_module
+
+    settings = settings_module.load_settings({"AF_MODE": "development", "AF_VAR_DIR": str(tmp_path / "var"),
+                                              "AF_TRACKER_STORE": "postgres"})
+    monkeypatch.setattr(settings_module, "get_settings", lambda: settings)
+
+    def no_driver(*args, **kwargs):
+        raise db.DatabaseError("psycopg2 er ikke installeret")
+
+    monkeypatch.setattr(db.PostgresDatabase, "__init__", no_driver)
+    code = report.main(["--from", "2026-11-01", "--to", "2026-11-03", "--db-url", store, "--out-dir", str(tmp_path)])
+    assert code == 0 and (tmp_path / "rapport-2026-11-01-2026-11-03.html").exists()
+    assert "ADVARSEL: kunne ikke læse udbakken (PostgreSQL, af_outbox): psycopg2" in capsys.readouterr().err
