@@ -16,6 +16,7 @@ default), or better the intranet's public key (PEM) or its JWKS URL
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -208,10 +209,42 @@ def verify_token(token: Any, settings: Optional[Settings] = None) -> Identity:
     return Identity(**values)  # type: ignore[arg-type]
 
 
+# What our channels store with each message instead of the raw token: the claims they verified
+# and a hash of the token (channels/inbound.py). A token kept in the tracker store could be
+# replayed until it expires by anyone who can read the store; the claims cannot sign anything.
+CLAIMS_METADATA_KEY = "identity"
+TOKEN_HASH_METADATA_KEY = "identity_token_sha256"
+
+
+def metadata_for(identity: Identity, token: str) -> Dict[str, Any]:
+    """The message metadata that records a verified identity (never the token itself)."""
+    return {
+        CLAIMS_METADATA_KEY: identity.as_dict(),
+        TOKEN_HASH_METADATA_KEY: hashlib.sha256(token.encode("utf-8")).hexdigest(),
+    }
+
+
+def _from_claims(claims: Any, settings: Settings) -> Optional[Identity]:
+    if not isinstance(claims, Mapping) or not valid_email(claims.get("email"), settings.identity_email_domains):
+        return None
+    values = {key: _plain_text(claims.get(key, "")) for key in (*CLAIMS, "unit")}
+    if any(value is None for value in values.values()):
+        return None
+    return Identity(**values)  # type: ignore[arg-type]
+
+
 def identity_from_metadata(metadata: Optional[Mapping[str, Any]], settings: Optional[Settings] = None) -> Optional[Identity]:
-    """The verified identity in channel metadata, or None."""
+    """The verified identity in a message's metadata, or None.
+
+    Our channels verify the token on arrival and pass on only its claims (``metadata_for``);
+    a client's own metadata never reaches Rasa (channels/inbound.py), so claims there were
+    verified. A token (older conversations, or a caller of Rasa's HTTP API) is verified here.
+    """
     if not isinstance(metadata, Mapping):
         return None
+    settings = settings or get_settings()
+    if CLAIMS_METADATA_KEY in metadata:
+        return _from_claims(metadata.get(CLAIMS_METADATA_KEY), settings)
     try:
         return verify_token(metadata.get(METADATA_KEY), settings)
     except IdentityError:

@@ -20,12 +20,10 @@ from typing import Any, Iterable, List, Mapping, Optional
 
 from rasa.shared.core.events import BotUttered, UserUttered
 
+from actions.identity import CLAIMS_METADATA_KEY as CLAIMS_KEY
 from actions.identity import METADATA_KEY
 
 logger = logging.getLogger(__name__)
-
-# Where the channel stores the verified claims on each user event (channels/inbound.py).
-CLAIMS_KEY = "identity"
 
 
 @dataclass

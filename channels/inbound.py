@@ -10,9 +10,11 @@ the tracker store, the logs and the actions:
    ``metadata["too_long"] = True``;
 4. identity-looking entities in forged ``/intent{...}`` payloads are dropped
    (defence in depth: the identity slots also have only custom mappings);
-5. the client's metadata is NOT passed on. Only a *verified*
-   ``identity_token`` is, unchanged (the action server verifies it again in
-   ``action_session_start``). When ``settings.identity_required`` and the token
+5. the client's metadata is NOT passed on. Only what a *verified*
+   ``identity_token`` says is: its claims and a hash of it
+   (``actions.identity.metadata_for``), never the token, which anyone who can read
+   the tracker store could otherwise replay until it expires. When
+   ``settings.identity_required`` and the token
    is missing, expired or wrongly signed, the message is refused with a polite
    Danish text (``Inbound.refusal``) and must not reach Rasa.
 
@@ -30,7 +32,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from actions.identity import METADATA_KEY, Identity, IdentityError, verify_token
+from actions.identity import METADATA_KEY, Identity, IdentityError, metadata_for, verify_token
 from actions.privacy import cpr_notice, mask_cpr, mask_cpr_continuation, mask_cpr_in, mask_cpr_start
 from actions.settings import Settings, get_settings
 
@@ -168,8 +170,8 @@ def prepare(text: Any, raw_metadata: Any, settings: Optional[Settings] = None) -
 
     metadata: Dict[str, Any] = {}
     notices: List[str] = []
-    if token is not None:
-        metadata[METADATA_KEY] = token
+    if identity is not None and isinstance(token, str):
+        metadata.update(metadata_for(identity, token))
     if count:
         metadata["cpr_masked"] = count
         notices.append(cpr_notice(count))

@@ -85,13 +85,16 @@ class Target:
     emulator_auth: Tuple[str, str] = (DEV_SERVICENOW_USERNAME, DEV_SERVICENOW_PASSWORD)
     supporter: Tuple[str, str] = (DEV_SUPPORTER_USERNAME, DEV_SUPPORTER_PASSWORD)
     findings: List[Finding] = field(default_factory=list)
+    issued: List[str] = field(default_factory=list)
 
     # -- helpers -------------------------------------------------------------
     def token(self, who: Dict[str, str], ttl: int = 3600) -> str:
         from actions.identity import issue_token
 
         settings = load_settings({"AF_MODE": "development", "AF_IDENTITY_JWT_KEY": self.identity_key})
-        return issue_token(who, settings, ttl_seconds=ttl)
+        token = issue_token(who, settings, ttl_seconds=ttl)
+        self.issued.append(token)
+        return token
 
     def rest(self, sender: str, text: str, token: Optional[str], data: Optional[bytes] = None) -> requests.Response:
         body = data if data is not None else json.dumps(
@@ -366,6 +369,11 @@ def scan_stores(t: Target) -> None:
     if review_out.exists():
         files.append(review_out)
     hits = [(p, hit) for p in files for hit in [_scan_file(p)] if hit]
+    signatures = {token.rsplit(".", 1)[-1] for token in t.issued}
+    replayable = [p for p in files if any(sig.encode() in p.read_bytes() for sig in signatures)]
+    t.check("identitet: intet token gemt, der kan genbruges", not replayable,
+            f"{len(signatures)} udstedte tokens søgt i {len(files)} filer"
+            + "".join(f"\n      {p}" for p in replayable[:5]))
     t.check("CPR: ingen i nogen gemt fil", not hits,
             f"{len(files)} filer læst (tracker, udbakke, overdragelser, ServiceNow-emulator, logs, gennemgangsark)"
             + "".join(f"\n      {p}: {hit}" for p, hit in hits[:5]))

@@ -373,13 +373,24 @@ def test_channel_refuses_without_valid_token_when_required(metadata, refusal):
     assert prepared.text == "" and prepared.metadata == {}
 
 
-def test_channel_passes_the_verified_token_unchanged_and_nothing_else():
+def test_channel_passes_the_verified_claims_never_the_token_and_nothing_else():
+    """Issue 14: the raw token on every stored event could be replayed by anyone who reads the
+    tracker store; only its verified claims and a hash of it are kept."""
+    import hashlib
+
     signed = token()
-    sent = {"identity_token": signed, "leader_name": "Hacker", "leader_email": "h@evil.dk", "identity": {"x": 1},
-            "cpr_masked": 0, "too_long": False, "name": "Hacker"}
+    sent = {"identity_token": signed, "leader_name": "Hacker", "leader_email": "h@evil.dk",
+            "identity": {"email": "h@evil.dk", "name": "Hacker"}, "cpr_masked": 0, "too_long": False, "name": "Hacker"}
     prepared = inbound.prepare("hej", sent, settings())
-    assert prepared.metadata == {"identity_token": signed}
+    assert prepared.metadata == {
+        "identity": {"name": "Mette Hansen", "email": "mette.hansen@buf.kk.dk", "institution": "Valby Skole",
+                     "unit": prepared.metadata["identity"]["unit"]},
+        "identity_token_sha256": hashlib.sha256(signed.encode()).hexdigest(),
+    }
+    assert signed not in repr(prepared.metadata)
     assert identity_from_metadata(prepared.metadata, settings()).name == "Mette Hansen"
+    # claims that fail the same checks as a token's are no identity
+    assert identity_from_metadata({"identity": {"email": "ikke en mail", "name": "X"}}, settings()) is None
 
 
 def test_development_mode_drops_invalid_tokens_instead_of_refusing():
