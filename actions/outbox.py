@@ -531,9 +531,8 @@ def main(argv: Optional[Sequence[str]] = None, settings=None) -> int:
     from actions.logsetup import configure_logging
 
     configure_logging(settings, "outbox")  # logs/outbox.log, or masked JSON on stdout in a container
-    outbox = Outbox.for_settings(settings)
     try:
-        return _command(args, settings, outbox)
+        return _command(args, settings, Outbox.for_settings(settings))
     except DatabaseError as exc:
         print(f"Udbakken kan ikke nås: {exc}", file=sys.stderr)
         return 1

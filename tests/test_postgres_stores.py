@@ -252,6 +252,26 @@ def test_the_health_check_fails_in_danish_when_postgres_cannot_be_reached(tmp_pa
     assert "Udbakken kan ikke nås: kan ikke forbinde til PostgreSQL (PostgreSQL af_assistent@127.0.0.1:" in err
 
 
+def test_an_image_without_the_postgres_driver_says_so_instead_of_using_sqlite(tmp_path, capsys, monkeypatch):
+    import builtins
+
+    from actions import outbox as outbox_module
+
+    real_import = builtins.__import__
+
+    def without_psycopg2(name, *args, **kwargs):
+        if name.startswith("psycopg2"):
+            raise ImportError("No module named 'psycopg2'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_psycopg2)
+    settings = load_settings({"AF_MODE": "development", "AF_VAR_DIR": str(tmp_path), "AF_LOG_DIR": str(tmp_path),
+                              "AF_TRACKER_STORE": "postgres"})
+    assert outbox_module.main(["--check"], settings=settings) == 1
+    assert "psycopg2 (psycopg2-binary) er ikke installeret" in capsys.readouterr().err
+    assert not settings.outbox_path.exists(), "no silent fall-back to a SQLite file of this host's own"
+
+
 def test_a_test_database_left_by_a_killed_run_is_dropped_by_the_next(pg):
     from tests.pg import admin_sql, drop_stale_databases
 
