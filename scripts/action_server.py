@@ -1,23 +1,11 @@
-"""Start the rasa-sdk action server on the configured loopback address."""
+"""Start the rasa-sdk action server on the configured address (make run, the tests, the images).
+
+One entry point for both runtimes: scripts/action_server_app.py knows how to start rasa-sdk 3.6
+(Python 3.10, .venv) and the newest rasa-sdk (Python 3.12, the `app` image).
+"""
 from __future__ import annotations
 
-import logging
-
-from rasa_sdk.endpoint import create_app
-
-from actions.settings import settings_at_start
-from scripts.logsetup import configure_logging
-
-
-def main() -> None:
-    settings = settings_at_start()  # a configuration error stops here, in Danish
-    configure_logging(settings.log_dir / "actions.log")
-    app = create_app("actions", cors_origins=[])
-    logging.getLogger(__name__).info(
-        "Action-serveren kører på http://%s:%s", settings.bind_host, settings.actions_port
-    )
-    app.run(settings.bind_host, settings.actions_port, workers=1, access_log=False)
-
+from scripts.action_server_app import main
 
 if __name__ == "__main__":
     main()

@@ -583,13 +583,16 @@ def test_web_and_outbox_run_our_image_with_their_commands_probes_and_limits():
 
 
 def test_every_process_runs_our_image_at_a_fixed_tag():
-    """One repository, a release tag (never `latest`). Today one tag for all; the `app` image for the
-    action server, web and outbox (docs/deployment.md, "Images") would be another tag of it."""
+    """One repository, one release tag (never `latest`): the Rasa server on the `rasa` image
+    (Python 3.10), the action server, web and outbox on the `app` image of the same release
+    (tag + "-app": Python 3.12, docs/deployment.md "Images")."""
     images = {name: w["image"] for name, w in workloads().items()}
+    release = images["rasa"].rpartition(":")[2]
+    assert release and release != "latest" and not release.endswith("-app")
     for name, image in images.items():
         repository, _, tag = image.rpartition(":")
         assert repository == "registry.kk.dk/af/af-assistenten", (name, image)
-        assert tag and tag != "latest", (name, image)
+        assert tag == (release if name == "rasa" else f"{release}-app"), (name, image)
 
 
 def test_secrets_come_only_from_the_secret_and_never_a_development_value():
