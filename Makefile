@@ -44,10 +44,10 @@ review: setup
 
 add: setup
 	@test -n "$(FILE)" || { echo "Brug: make add FILE=review/til-gennemgang-ÅÅÅÅ-MM-DD.csv"; exit 2; }
-	@$(PY) scripts/add_examples.py "$(FILE)" $(if $(DRY),--dry-run)
+	@AF_MODE=$(AF_MODE) $(PY) scripts/add_examples.py "$(FILE)" $(if $(DRY),--dry-run)
 
 retrain: setup
-	@$(PY) scripts/retrain.py
+	@AF_MODE=$(AF_MODE) $(PY) scripts/retrain.py
 
 activate: setup
 	@AF_MODE=$(AF_MODE) $(PY) scripts/serving.py activate $(if $(FORCE),--force)
@@ -67,7 +67,7 @@ bench: setup
 	@$(PY) scripts/bench.py
 
 purge: setup
-	@$(PY) -m scripts.purge $(ARGS)
+	@AF_MODE=$(AF_MODE) $(PY) -m scripts.purge $(ARGS)
 
 clean:
 	rm -rf models results test-output var/nlu-eval var/nlu-split
