@@ -69,6 +69,8 @@ COPY web/ web/
 COPY servicenow_emulator/ servicenow_emulator/
 COPY scripts/ scripts/
 COPY profiles/ profiles/
+# The responses (domain/*.yml): the web server reads the main menu from domain/basics.yml.
+COPY domain/ domain/
 COPY --from=js /app/node_modules/ node_modules/
 RUN useradd --system --uid 10001 --create-home af \
     && mkdir -p var/shared logs \

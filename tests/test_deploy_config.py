@@ -119,3 +119,14 @@ def test_rasa_http_api_is_not_public_and_no_url_is_logged_with_its_query():
     # Kubernetes: the chart's own Ingress (its path "/" = the API) is off; deploy/helm/af-app.yaml
     # routes only /socket.io/ and /webhooks/ to Rasa (tests/test_helm.py).
     assert helm["ingress"]["enabled"] is False
+
+
+def test_the_app_image_holds_what_the_action_server_and_the_web_server_read():
+    """The app image (Python 3.12, no Rasa) runs the action server, the web pages and the outbox:
+    it needs the code, the organisation profile and the domain (the main menu is read from
+    domain/basics.yml), not the training data or the model."""
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    app_stage = dockerfile.split(" AS app\n", 1)[1].split("\nFROM ", 1)[0]
+    copied = set(re.findall(r"^COPY (?:--from=\S+ )?\S+?/? (\S+?)/?$", app_stage, re.M))
+    assert {"actions", "web", "scripts", "profiles", "domain"} <= copied, copied
+    assert "models" not in copied and "data" not in copied
