@@ -169,6 +169,19 @@ def fake():
     server.stop()
 
 
+@pytest.fixture
+def own_logging():
+    """The outbox command installs its process's log handler (actions.logsetup); put pytest's back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
     emu = start_emulator(tmp_path_factory.mktemp("servicenow"))
@@ -302,8 +315,9 @@ def test_a_refusal_that_can_pass_later_is_retried(fake, tmp_path, status, backen
     assert len(fake.records) == 1
 
 
-def test_af_sends_a_dead_letter_again_once_the_cause_is_fixed(fake, tmp_path, capsys, backend):
-    settings = test_settings(fake.url, tmp_path, **backend.env)
+def test_af_sends_a_dead_letter_again_once_the_cause_is_fixed(fake, tmp_path, capsys, backend, own_logging):
+    # the command logs like the worker: into the test's own directory, not the checkout's logs/
+    settings = test_settings(fake.url, tmp_path, **backend.env, AF_LOG_DIR=str(tmp_path / "logs"))
     service = CaseService(settings)
     fake.then("POST", 400, body=REJECTION)
     reference = run(service.submit_case(help_request())).reference
@@ -311,12 +325,14 @@ def test_af_sends_a_dead_letter_again_once_the_cause_is_fixed(fake, tmp_path, ca
     listing = capsys.readouterr().out
     assert reference in listing and "u_topic" in listing and METTE in listing
     assert outbox_module.main(["--requeue", reference], settings=settings) == 0
+    assert (tmp_path / "logs" / "outbox.log").exists()
     assert deliver_due(service.outbox, service.client, 0.0).delivered == 1
     assert len(fake.records) == 1 and service.outbox.dead_letters() == []
 
 
-def test_af_marks_a_dead_letter_it_registered_by_hand(fake, tmp_path, backend):
-    settings = test_settings(fake.url, tmp_path, **backend.env)
+def test_af_marks_a_dead_letter_it_registered_by_hand(fake, tmp_path, backend, own_logging):
+    # the command logs like the worker: into the test's own directory, not the checkout's logs/
+    settings = test_settings(fake.url, tmp_path, **backend.env, AF_LOG_DIR=str(tmp_path / "logs"))
     service = CaseService(settings)
     fake.then("POST", 400, body=REJECTION)
     reference = run(service.submit_case(help_request())).reference

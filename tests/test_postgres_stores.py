@@ -40,7 +40,7 @@ from actions.outbox import DELIVERED, Outbox, deliver_due
 from actions.settings import load_settings
 from tests import pg_workers
 from tests.pg import new_database, pg, pg_database  # noqa: F401 - fixtures
-from tests.test_outbox_edges import FakeServiceNow, help_request
+from tests.test_outbox_edges import FakeServiceNow, help_request, own_logging  # noqa: F401 - fixture
 
 CTX = multiprocessing.get_context("spawn")
 PROCESS_TIMEOUT = 120
@@ -208,7 +208,7 @@ def test_servers_starting_at_once_on_an_empty_database_all_create_the_schema(tmp
 
 
 # ------------------------------------------------------------------------------ moving to the scaled set-up
-def test_requests_left_in_a_sqlite_outbox_are_moved_to_postgres_once(pg, tmp_path, capsys):
+def test_requests_left_in_a_sqlite_outbox_are_moved_to_postgres_once(pg, tmp_path, capsys, own_logging):
     from actions import outbox as outbox_module
 
     old_file = tmp_path / "single-host" / "outbox.sqlite3"
@@ -235,7 +235,7 @@ def test_requests_left_in_a_sqlite_outbox_are_moved_to_postgres_once(pg, tmp_pat
     assert outbox_module.main(["--import-sqlite"], settings=sqlite_only) == 2
 
 
-def test_the_health_check_fails_in_danish_when_postgres_cannot_be_reached(tmp_path, capsys):
+def test_the_health_check_fails_in_danish_when_postgres_cannot_be_reached(tmp_path, capsys, own_logging):
     from actions import outbox as outbox_module
 
     closed = socket.socket()
@@ -252,7 +252,8 @@ def test_the_health_check_fails_in_danish_when_postgres_cannot_be_reached(tmp_pa
     assert "Udbakken kan ikke nås: kan ikke forbinde til PostgreSQL (PostgreSQL af_assistent@127.0.0.1:" in err
 
 
-def test_an_image_without_the_postgres_driver_says_so_instead_of_using_sqlite(tmp_path, capsys, monkeypatch):
+def test_an_image_without_the_postgres_driver_says_so_instead_of_using_sqlite(tmp_path, capsys, monkeypatch,
+                                                                              own_logging):
     import builtins
 
     from actions import outbox as outbox_module
