@@ -30,8 +30,8 @@ from tests.pg import backend, pg, pg_database  # noqa: F401 - fixtures
 from web import support, support_auth
 
 PROFILE = load_profile(PROJECT_ROOT / "profiles" / "buf")
-SOFIE, SOFIE_PASSWORD = "sofie.lund", "sofies-rigtige-kodeord"
-PETER, PETER_PASSWORD = "peter.holm", "peters-rigtige-kodeord"
+SOFIE, SOFIE_PASSWORD = "sofie.lund", "sofies-rigtige-kodeord"  # pragma: allowlist secret (test-only)
+PETER, PETER_PASSWORD = "peter.holm", "peters-rigtige-kodeord"  # pragma: allowlist secret (test-only)
 SECRET_WORDS = "min medarbejder har kræft"
 
 
