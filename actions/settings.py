@@ -39,6 +39,9 @@ DEV_IDENTITY_AUDIENCE = "af-assistenten-udvikling"
 # The demo supporter seeded in development mode (web/support_auth.py, docs/handoff.md).
 DEV_SUPPORTER_USERNAME = "demo.supporter"
 DEV_SUPPORTER_PASSWORD = "udvikling-support"
+# The demo trainer seeded in development mode: role "trainer" only (web/workbench.py, docs/traening.md).
+DEV_TRAINER_USERNAME = "demo.traener"
+DEV_TRAINER_PASSWORD = "udvikling-traener"
 
 
 # Production: the shortest shared secret we accept (RASA_API_TOKEN, AF_IDENTITY_JWT_KEY,
@@ -309,6 +312,14 @@ class Settings:
     # replica) or "redis" (a message queue shared by all replicas; default with the Redis lock store)
     socketio_manager: str
     start_emulator: bool
+    # The trainer's workbench (web/workbench.py, trainer/): the checkout whose YAML files it edits
+    # and trains from (data/, domain/, profiles/, models/), the Python with Rasa that trains and
+    # measures ("" = that checkout's .venv, else this interpreter), the frozen evaluation sets it
+    # compares models on (paths relative to trainer_root), and whether the test stories run too.
+    trainer_root: Path
+    trainer_python: str
+    trainer_eval_sets: Tuple[str, ...]
+    trainer_story_tests: bool
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -449,6 +460,14 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         redis_password=_secret(env, "AF_REDIS_PASSWORD", "", dev),
         socketio_manager=_str(env, "AF_SOCKETIO_MANAGER", "redis" if lock_store == "redis" else "local").lower(),
         start_emulator=_bool(env, "AF_START_EMULATOR", dev and not env.get("SERVICENOW_URL")),
+        trainer_root=_path(env, "AF_TRAINER_ROOT", PROJECT_ROOT),
+        trainer_python=_str(env, "AF_TRAINER_PYTHON", ""),
+        # Development sets only: the sealed batches (blind-c's messages, blind-d) are never shown
+        # message by message, or they stop being blind (tests/eval/README.md).
+        trainer_eval_sets=_list(env, "AF_TRAINER_EVAL_SETS", (
+            "tests/heldout/form_questions.yml", "tests/eval/dev-outside.yml", "tests/eval/blind-a.yml",
+            "tests/eval/blind-b.yml")),
+        trainer_story_tests=_bool(env, "AF_TRAINER_STORY_TESTS", True),
         extra={k: v for k, v in env.items() if k.startswith("AF_TEST_")},
     )
     if settings.log_target not in {"file", "stdout"}:

@@ -170,20 +170,48 @@ async def current_session(request: web.Request) -> Optional[Session]:
     return await asyncio.to_thread(_live_session, request.app[STORE], settings, sid)
 
 
-def requires_session(handler: Callable[[web.Request, Session], Awaitable[web.StreamResponse]]) -> Handler:
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        session = await current_session(request)
-        if session is None:
-            return _unauthorised(request)
-        if request.method == "POST":
-            token = request.headers.get("X-CSRF-Token")
-            if token is None and request.content_type == "application/x-www-form-urlencoded":
-                token = (await request.post()).get("csrf")
-            if not _same_origin(request) or not isinstance(token, str) or not hmac.compare_digest(token, session.csrf):
-                return web.json_response({"error": "Ugyldig formular. Genindlæs siden."}, status=403)
-        return await handler(request, session)
+HOME_PAGES = {support_auth.SUPPORTER: "/support", support_auth.TRAINER: "/support/traener"}
+WRONG_ROLE = "Du har ikke adgang til denne del af konsollen."
 
-    return wrapped
+
+def _wrong_role(request: web.Request, session: Session) -> web.StreamResponse:
+    """A page for another role sends the browser to this person's own page; the API answers 403."""
+    if request.method == "GET" and "/api/" not in request.path:
+        settings = request.app[SETTINGS]
+        for role, page in HOME_PAGES.items():
+            if page != request.path.rstrip("/") and support_auth.has_role(settings, session.username, role):
+                raise web.HTTPSeeOther(page)
+    return web.json_response({"error": WRONG_ROLE}, status=403)
+
+
+def requires_role(role: Optional[str]) -> Callable[[Callable[[web.Request, Session], Awaitable[web.StreamResponse]]], Handler]:
+    """A valid session, the CSRF rules for POST, and – unless ``role`` is None – that role in the
+    supporters file now (support_auth.ROLES; checked on every request)."""
+
+    def decorate(handler: Callable[[web.Request, Session], Awaitable[web.StreamResponse]]) -> Handler:
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            session = await current_session(request)
+            if session is None:
+                return _unauthorised(request)
+            if request.method == "POST":
+                token = request.headers.get("X-CSRF-Token")
+                if token is None and request.content_type == "application/x-www-form-urlencoded":
+                    token = (await request.post()).get("csrf")
+                if not _same_origin(request) or not isinstance(token, str) or not hmac.compare_digest(token, session.csrf):
+                    return web.json_response({"error": "Ugyldig formular. Genindlæs siden."}, status=403)
+            if role is not None and not await asyncio.to_thread(
+                    support_auth.has_role, request.app[SETTINGS], session.username, role):
+                return _wrong_role(request, session)
+            return await handler(request, session)
+
+        return wrapped
+
+    return decorate
+
+
+def requires_session(handler: Callable[[web.Request, Session], Awaitable[web.StreamResponse]]) -> Handler:
+    """The console's pages and API: the supporter role (the trainer's workbench has its own)."""
+    return requires_role(support_auth.SUPPORTER)(handler)
 
 
 def _handoff_json(handoff: Handoff, session: Session, now: float) -> Dict[str, Any]:
@@ -268,10 +296,13 @@ def render_login(nonce: str, error: str = "", username: str = "") -> str:
 def render_console(session: Session, settings: Settings) -> str:
     name = html.escape(session.display_name)
     csrf = html.escape(session.csrf, quote=True)
+    workbench = ('<a class="header-link" href="/support/traener">Træn assistenten</a>'
+                 if support_auth.has_role(settings, session.username, support_auth.TRAINER) else "")
     return _page("AF's chat-konsol", f"""
 <header class="console-header">
   <h1>AF's chat-konsol</h1>
   <p>Du er logget ind som <strong>{name}</strong>. Lederne ser dig som <strong>{html.escape(transcript.supporter_label(session.display_name))}</strong>.</p>
+  {workbench}
   <form method="post" action="/support/logout">
     <input type="hidden" name="csrf" value="{csrf}">
     <button type="submit" class="secondary">Log ud</button>
@@ -398,7 +429,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     raise response
 
 
-@requires_session
+@requires_role(None)  # every role may log out
 async def logout(request: web.Request, session: Session) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     sid = support_auth.session_id_from_cookie(settings, request.cookies.get(SESSION_COOKIE))
@@ -566,6 +597,8 @@ def _cli(argv: Optional[list] = None) -> int:
     add.add_argument("--username", required=True)
     add.add_argument("--name", required=True)
     add.add_argument("--password-stdin", action="store_true", help="læs adgangskoden fra stdin (til scripts)")
+    add.add_argument("--roles", default="supporter",
+                     help="supporter (svarer ledere), trainer (træner assistenten) eller begge: supporter,trainer")
     commands.add_parser("list-supporters", help="vis medarbejderne")
     audit = commands.add_parser("audit", help="vis loggen over overtagelser")
     audit.add_argument("--limit", type=int, default=50)
@@ -584,7 +617,8 @@ def _cli(argv: Optional[list] = None) -> int:
                 print("Adgangskoderne er ikke ens.", file=sys.stderr)
                 return 1
         try:
-            supporter = support_auth.add_supporter(settings.supporters_file, args.username, args.name, password)
+            supporter = support_auth.add_supporter(settings.supporters_file, args.username, args.name, password,
+                                                   support_auth.parse_roles(args.roles))
         except support_auth.SupporterFileError as exc:
             print(str(exc), file=sys.stderr)
             return 1
@@ -592,7 +626,7 @@ def _cli(argv: Optional[list] = None) -> int:
         return 0
     if args.command == "list-supporters":
         for supporter in support_auth.load_supporters(settings.supporters_file).values():
-            print(f"{supporter.username}\t{supporter.name}")
+            print(f"{supporter.username}\t{supporter.name}\t{','.join(supporter.roles)}")
         return 0
     if args.command == "reads":
         print("første\tseneste\tmedarbejder\tchat\tsamtale\tvisninger")

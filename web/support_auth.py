@@ -7,6 +7,13 @@ Supporters are configured by the operator in ``settings.supporters_file``
       - username: sofie.lund
         name: Sofie Lund
         password_hash: "scrypt$16384$8$1$<salt hex>$<hash hex>"
+        roles: [supporter, trainer]   # optional; without it: [supporter]
+
+Roles (``ROLES``): ``supporter`` answers leaders in the console at ``/support``;
+``trainer`` improves the assistant in the workbench at ``/support/traener``
+(web/workbench.py). They are separate permissions: each page and endpoint
+checks its own role on every request, so a role taken away in the file works
+at the next click.
 
 Add one with ``python -m web.support add-supporter --username sofie.lund
 --name "Sofie Lund"`` (asks for the password twice). Passwords are hashed
@@ -15,9 +22,10 @@ changes (checked on every console request), so edits take effect without a
 restart, and a supporter removed from it loses her sessions at once.
 
 In development mode one demo supporter (``DEV_SUPPORTER_USERNAME`` /
-``DEV_SUPPORTER_PASSWORD`` in actions/settings.py) can log in as well. It is
-kept in memory only and never written to the file, so a production server
-using the same var/ folder never knows it.
+``DEV_SUPPORTER_PASSWORD`` in actions/settings.py, role supporter) and one demo
+trainer (``DEV_TRAINER_USERNAME`` / ``DEV_TRAINER_PASSWORD``, role trainer) can
+log in as well. They are kept in memory only and never written to the file, so
+a production server using the same var/ folder never knows them.
 
 Sessions: the cookie holds a random session id plus its HMAC with
 ``settings.web_session_key``; the store keeps only a hash of the id, the
@@ -46,11 +54,16 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import yaml
 
-from actions.settings import DEV_SUPPORTER_PASSWORD, DEV_SUPPORTER_USERNAME, Settings
+from actions.settings import (DEV_SUPPORTER_PASSWORD, DEV_SUPPORTER_USERNAME, DEV_TRAINER_PASSWORD,
+                              DEV_TRAINER_USERNAME, Settings)
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 DEMO_SUPPORTER_NAME = "Sofie Lund"
+DEMO_TRAINER_NAME = "Anna Berg"
+SUPPORTER, TRAINER = "supporter", "trainer"
+ROLES = (SUPPORTER, TRAINER)
+DEFAULT_ROLES = (SUPPORTER,)  # an entry without "roles:" (every file written before roles existed)
 MIN_PASSWORD_LENGTH = 12
 NONCE_SECONDS = 600  # a login form is good for ten minutes, once
 DEVICE_DAYS = 180  # how long a browser is remembered as a supporter's own
@@ -67,6 +80,10 @@ class Supporter:
     username: str
     name: str
     password_hash: str
+    roles: Tuple[str, ...] = DEFAULT_ROLES
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
 
     @property
     def first_name(self) -> str:
@@ -113,17 +130,43 @@ def load_supporters(path: Path) -> Dict[str, Supporter]:
         password_hash = str(entry.get("password_hash", "")).strip()
         if not valid_username(username) or not name or not password_hash.startswith("scrypt$"):
             raise SupporterFileError(f"{path}: ugyldig medarbejder {username or '(uden navn)'}")
-        found[username] = Supporter(username, name, password_hash)
+        found[username] = Supporter(username, name, password_hash, _roles(entry.get("roles"), path, username))
     return found
 
 
+def _roles(value: object, path: Path, username: str) -> Tuple[str, ...]:
+    """The roles of one entry: a list of ``ROLES``; none given means supporter only."""
+    if value is None:
+        return DEFAULT_ROLES
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(r, str) and r in ROLES for r in value):
+        raise SupporterFileError(f"{path}: {username}: roles skal være en liste med {' og/eller '.join(ROLES)}")
+    return tuple(r for r in ROLES if r in value)
+
+
+def parse_roles(text: str) -> Tuple[str, ...]:
+    """'supporter,trainer' (the CLI's --roles) as roles; SupporterFileError in Danish otherwise."""
+    names = [part.strip().lower() for part in (text or "").split(",") if part.strip()]
+    if not names or any(name not in ROLES for name in names):
+        raise SupporterFileError(f"Roller skal være {', '.join(ROLES)} (adskilt med komma).")
+    return tuple(r for r in ROLES if r in names)
+
+
 _demo_hash: List[str] = []
+_demo_trainer_hash: List[str] = []
 
 
 def demo_supporter() -> Supporter:
     if not _demo_hash:
         _demo_hash.append(hash_password(DEV_SUPPORTER_PASSWORD))
     return Supporter(DEV_SUPPORTER_USERNAME, DEMO_SUPPORTER_NAME, _demo_hash[0])
+
+
+def demo_trainer() -> Supporter:
+    if not _demo_trainer_hash:
+        _demo_trainer_hash.append(hash_password(DEV_TRAINER_PASSWORD))
+    return Supporter(DEV_TRAINER_USERNAME, DEMO_TRAINER_NAME, _demo_trainer_hash[0], (TRAINER,))
 
 
 _file_cache: Dict[str, Tuple[Optional[tuple], Dict[str, Supporter]]] = {}
@@ -151,6 +194,8 @@ def supporters(settings: Settings) -> Dict[str, Supporter]:
     found = _file_supporters(settings.supporters_file)
     if settings.development and DEV_SUPPORTER_USERNAME not in found:
         found[DEV_SUPPORTER_USERNAME] = demo_supporter()
+    if settings.development and DEV_TRAINER_USERNAME not in found:
+        found[DEV_TRAINER_USERNAME] = demo_trainer()
     return found
 
 
@@ -165,6 +210,17 @@ def is_supporter(settings: Settings, username: str) -> bool:
         return False
 
 
+def has_role(settings: Settings, username: str, role: str) -> bool:
+    """Whether ``username`` has ``role`` in the supporters file now (checked on every request;
+    a broken file fails closed)."""
+    try:
+        person = supporters(settings).get(username)
+    except (SupporterFileError, OSError, yaml.YAMLError) as exc:
+        log.error("Medarbejderfilen kan ikke læses, så ingen kan bruge konsollen: %s", exc)
+        return False
+    return person is not None and person.has_role(role)
+
+
 def authenticate(settings: Settings, username: str, password: str) -> Optional[Supporter]:
     """The supporter if the password is right (blocking: call it from a thread)."""
     username = (username or "").strip().lower()
@@ -176,8 +232,9 @@ def authenticate(settings: Settings, username: str, password: str) -> Optional[S
     return supporter if verify_password(password or "", supporter.password_hash) else None
 
 
-def add_supporter(path: Path, username: str, name: str, password: str) -> Supporter:
-    """Add or replace a supporter in the file (the CLI uses it)."""
+def add_supporter(path: Path, username: str, name: str, password: str,
+                  roles: Tuple[str, ...] = DEFAULT_ROLES) -> Supporter:
+    """Add or replace a supporter in the file (the CLI uses it). ``roles``: see ``ROLES``."""
     username = username.strip().lower()
     if not valid_username(username):
         raise SupporterFileError("Brugernavnet må kun have små bogstaver, tal, punktum, bindestreg og understreg.")
@@ -186,7 +243,10 @@ def add_supporter(path: Path, username: str, name: str, password: str) -> Suppor
     if len(password) < MIN_PASSWORD_LENGTH:
         raise SupporterFileError(f"Adgangskoden skal være mindst {MIN_PASSWORD_LENGTH} tegn.")
     existing = load_supporters(path)
-    existing[username] = Supporter(username, name.strip(), hash_password(password))
+    if not roles or any(role not in ROLES for role in roles):
+        raise SupporterFileError(f"Roller skal være {', '.join(ROLES)}.")
+    existing[username] = Supporter(username, name.strip(), hash_password(password),
+                                   tuple(r for r in ROLES if r in roles))
     write_supporters(path, existing.values())
     return existing[username]
 
@@ -195,7 +255,7 @@ def write_supporters(path: Path, entries: Iterable[Supporter]) -> None:
     """Write the supporters file (atomically, readable only by the owner)."""
     body = {
         "supporters": [
-            {"username": s.username, "name": s.name, "password_hash": s.password_hash}
+            {"username": s.username, "name": s.name, "password_hash": s.password_hash, "roles": list(s.roles)}
             for s in sorted(entries, key=lambda s: s.username)
         ]
     }
