@@ -25,6 +25,8 @@ from typing import Any, Dict, List
 import pytest
 import requests
 
+from tests.pg import pg, pg_database  # noqa: E402,F401 - fixtures
+
 ROOT = Path(__file__).resolve().parent.parent
 LEADER = {"name": "Hanne Holm", "email": "hanne.holm@kk.dk", "institution": "Valby Skole"}
 
@@ -204,3 +206,13 @@ def test_web_server_and_outbox_run_on_the_app_runtime(app_python, tmp_path):
     dead = subprocess.run([app_python, "-m", "actions.outbox", "--dead"], cwd=str(ROOT), env=env,
                           capture_output=True, text=True, timeout=60)
     assert dead.returncode == 0, dead.stdout + dead.stderr
+
+
+def test_the_app_runtime_reaches_the_scaled_stores_in_postgresql(app_python, pg, tmp_path):
+    """In the scaled deployment the action servers, web servers and the outbox keep the hand-over
+    queue and the outbox in PostgreSQL (actions/db.py): the app image must carry its driver."""
+    env = _server_env(AF_LOG_DIR=str(tmp_path / "logs"), AF_VAR_DIR=str(tmp_path / "var"), **pg.env)
+    check = subprocess.run([app_python, "-m", "actions.outbox", "--check"], cwd=str(ROOT), env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "af_outbox" in pg.tables()
