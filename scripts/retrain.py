@@ -43,14 +43,20 @@ def _rasa() -> str:
     return str(Path(sys.executable).with_name("rasa"))
 
 
-def validate(root: Path) -> bool:
+def validation(root: Path) -> tuple:
+    """(ok, the end of rasa data validate's output) for root's data, domain and config."""
     result = subprocess.run(
         [_rasa(), "data", "validate", "--domain", "domain", "--data", "data", "--config", "config.yml", "--quiet"],
         cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    if result.returncode != 0:
-        print(result.stdout[-3000:])
-    return result.returncode == 0
+    return result.returncode == 0, result.stdout[-3000:]
+
+
+def validate(root: Path) -> bool:
+    ok, output = validation(root)
+    if not ok:
+        print(output)
+    return ok
 
 
 def train(root: Path) -> Path:
@@ -159,6 +165,11 @@ def compare(candidate: Dict[str, Any], serving_eval: Optional[Dict[str, Any]]) -
     return {"kind": "same", "approved": True, "lines": lines}
 
 
+def write_candidate(root: Path, info: Dict[str, Any]) -> None:
+    """models/kandidat.json: the model `make activate` (and the workbench) may put into service."""
+    (root / "models" / serving.CANDIDATE).write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Træn en ny model og sammenlign den med den i drift.")
     parser.add_argument("--config", type=Path, help="pipeline (standard: config.yml)")
@@ -206,7 +217,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "approved": verdict["approved"],
         "verdict": " ".join(verdict["lines"]),
     }
-    (root / "models" / serving.CANDIDATE).write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
+    write_candidate(root, info)
 
     print()
     print(f"Ny model: {candidate.name}")

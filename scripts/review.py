@@ -6,7 +6,8 @@ the leaders' messages that
 * hit the fallback ("det forstod jeg ikke"),
 * were understood with low confidence (below --threshold),
 * came just before the leader asked for a person (or a supporter took over),
-* were the last thing the leader wrote in a form they never finished.
+* were the last thing the leader wrote in a form they never finished,
+* were rule questions whose answer the leader said "nej" to ("Hjalp det svar dig?").
 
 Button clicks are left out. Identical messages (after folding case, æøå and
 spacing) become one row with a count; similar messages (character n-gram
@@ -15,7 +16,8 @@ time. CPR numbers are masked.
 
 Output: review/til-gennemgang-<date>.csv (semicolon-separated, UTF-8 with BOM,
 so Excel opens it with æøå). The trainer fills in the column `ret_intent` and
-then runs `make add FILE=...` (scripts/add_examples.py).
+then runs `make add FILE=...` (scripts/add_examples.py). The trainer's workbench in the
+browser (web/workbench.py) shows the same findings through ``groups()``.
 
     python scripts/review.py [--days 14] [--threshold 0.6] [--out FILE]
 """
@@ -28,7 +30,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -47,6 +49,7 @@ REASONS = {
     "low_confidence": "usikker",
     "handoff": "før medarbejder",
     "abandoned": "opgivet midt i",
+    "not_helped": "svaret hjalp ikke",
 }
 # Messages that only ask for a person or cancel are not worth training on.
 SKIP_INTENTS_FOR_CONTEXT = {"human_handoff", "cancel", "restart", "greet", "goodbye", "thank"}
@@ -86,37 +89,81 @@ def findings(conversations: Sequence[conv_mod.Conversation], threshold: float, a
             add(context[-1], "handoff")
         if conv.open_form and now - conv.last_timestamp >= abandoned_after and context:
             add(context[-1], "abandoned")
+        for question in not_helped(conv):
+            add(question, "not_helped")
     return found
 
 
-def rows(found: Sequence[Finding], similarity: float) -> List[Dict[str, str]]:
-    """One row per distinct (normalised) text, grouped by similarity, biggest groups first."""
+def not_helped(conv: conv_mod.Conversation) -> List[conv_mod.UserMessage]:
+    """The typed questions whose rule answer (action_answer_faq) the leader said "nej" to next."""
+    found: List[conv_mod.UserMessage] = []
+    user_index, last_typed, answered = -1, None, None
+    for event in conv.events:
+        kind = event.get("event")
+        if kind == "user":
+            user_index += 1
+            if user_index >= len(conv.messages):
+                break
+            message = conv.messages[user_index]
+            if answered is not None:
+                if message.intent == "deny" and answered not in found:
+                    found.append(answered)
+                answered = None  # only the leader's very next message answers "Hjalp det?"
+            if not message.payload and message.text.strip():
+                last_typed = message
+        elif kind == "action" and event.get("name") == "action_answer_faq" and last_typed is not None:
+            answered = last_typed
+    return found
+
+
+def groups(found: Sequence[Finding], similarity: float) -> List[Dict[str, Any]]:
+    """Distinct (normalised) texts, grouped by similarity, biggest groups first:
+    ``[{"group": 1, "messages": [{"text", "count", "predicted", "confidence", "reasons",
+    "latest", "senders", "newest": {"sender", "at"}}, ...]}, ...]``."""
     by_text: Dict[str, List[Finding]] = {}
     for finding in found:
         by_text.setdefault(normalise(finding.text), []).append(finding)
     distinct = sorted(by_text.values(), key=lambda items: (-len(items), normalise(items[0].text)))
     texts = [items[0].text for items in distinct]
-    groups = cluster(texts, threshold=similarity)
-    groups.sort(key=lambda members: (-sum(len(distinct[i]) for i in members), members[0]))
-    out: List[Dict[str, str]] = []
-    for number, members in enumerate(groups, start=1):
+    clusters = cluster(texts, threshold=similarity)
+    clusters.sort(key=lambda members: (-sum(len(distinct[i]) for i in members), members[0]))
+    out: List[Dict[str, Any]] = []
+    for number, members in enumerate(clusters, start=1):
+        messages = []
         for index in members:
             items = distinct[index]
             first = max(items, key=lambda f: f.timestamp)  # shown as the newest spelling
-            reasons = sorted({f.reason for f in items}, key=list(REASONS).index)
-            latest = max(f.timestamp for f in items)
+            messages.append({
+                "text": first.text,
+                "count": len(items),
+                "predicted": first.predicted,
+                "confidence": min(f.confidence for f in items),
+                "reasons": sorted({f.reason for f in items}, key=list(REASONS).index),
+                "latest": max(f.timestamp for f in items),
+                "senders": len({f.sender_id for f in items}),
+                "newest": {"sender": first.sender_id, "at": first.timestamp},
+            })
+        out.append({"group": number, "messages": messages})
+    return out
+
+
+def rows(found: Sequence[Finding], similarity: float) -> List[Dict[str, str]]:
+    """One row per distinct (normalised) text, grouped by similarity, biggest groups first."""
+    out: List[Dict[str, str]] = []
+    for group in groups(found, similarity):
+        for message in group["messages"]:
             out.append(
                 {
-                    "gruppe": str(number),
-                    "antal": str(len(items)),
-                    "tekst": first.text,
-                    "forudsagt_intent": first.predicted,
-                    "sikkerhed": f"{min(f.confidence for f in items):.2f}".replace(".", ","),
-                    "aarsag": ", ".join(REASONS[r] for r in reasons),
+                    "gruppe": str(group["group"]),
+                    "antal": str(message["count"]),
+                    "tekst": message["text"],
+                    "forudsagt_intent": message["predicted"],
+                    "sikkerhed": f"{message['confidence']:.2f}".replace(".", ","),
+                    "aarsag": ", ".join(REASONS[r] for r in message["reasons"]),
                     "ret_intent": "",
                     "kommentar": "",
-                    "senest_set": dt.datetime.fromtimestamp(latest).strftime("%Y-%m-%d %H:%M"),
-                    "samtaler": str(len({f.sender_id for f in items})),
+                    "senest_set": dt.datetime.fromtimestamp(message["latest"]).strftime("%Y-%m-%d %H:%M"),
+                    "samtaler": str(message["senders"]),
                 }
             )
     return out
@@ -191,7 +238,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"Gennemgået {len(convs)} samtaler fra de sidste {args.days} dage.")
     print(
         f"Fundet: {counts['fallback']} ikke forstået, {counts['low_confidence']} usikre, "
-        f"{counts['handoff']} før en medarbejder tog over, {counts['abandoned']} opgivet midt i en bestilling."
+        f"{counts['handoff']} før en medarbejder tog over, {counts['abandoned']} opgivet midt i en bestilling, "
+        f"{counts['not_helped']} hvor svaret ikke hjalp."
     )
     if not table:
         print("Der er intet at gennemgå lige nu. Godt!")

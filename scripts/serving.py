@@ -12,6 +12,10 @@ models/i-drift.forrige. Every change is logged in models/drift-historik.log.
 activate and rollback also ask a running Rasa server (settings.rasa_url, with
 the API token) to load the model (PUT /model), so no restart is needed. If the
 server does not run, the model is used the next time `make run` starts.
+
+The trainer's workbench (web/workbench.py) uses the same steps as functions:
+``put_in_service`` and ``roll_back`` return a ``Change`` (what happened, as data)
+instead of printing, and name who did it (and why) in the history.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import json
 import os
 import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Sequence
 
@@ -123,14 +128,14 @@ def log(root: Path, line: str) -> None:
         handle.write(f"{dt.datetime.now().isoformat(timespec='seconds')} {line}\n")
 
 
-def reload_server(model_path: Path, timeout: float = 120.0) -> str:
+def reload_server(model_path: Path, timeout: float = 120.0, settings: Any = None) -> str:
     """Ask the running Rasa server to load the model. Returns a Danish sentence about the outcome."""
     import requests
 
     from actions import rasa_http
     from actions.settings import get_settings
 
-    settings = get_settings()
+    settings = settings or get_settings()
     try:
         response = requests.put(
             f"{settings.rasa_url}/model",
@@ -148,52 +153,101 @@ def reload_server(model_path: Path, timeout: float = 120.0) -> str:
             "Genstart den (make run), så bruger den modellen.")
 
 
-def activate(root: Path, model_path: Optional[Path], force: bool, reload: bool) -> int:
+@dataclass(frozen=True)
+class Change:
+    """What put_in_service / roll_back did. ``code``: activated, already, rolled_back (ok), or
+    no_candidate, not_approved, missing, no_previous, previous_missing (nothing changed)."""
+
+    code: str
+    model: Optional[str] = None
+    previous: Optional[str] = None
+    verdict: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code in ("activated", "already", "rolled_back")
+
+
+def _who(by: Optional[str], reason: Optional[str]) -> str:
+    said = f" af {by}" if by else ""
+    if reason:
+        said += ": " + " ".join(reason.split())
+    return said
+
+
+def put_in_service(root: Path, model_path: Optional[Path] = None, force: bool = False,
+                   by: Optional[str] = None, reason: Optional[str] = None) -> Change:
+    """Make ``model_path`` (default: the candidate of make retrain / the workbench) the model in
+    service: models/i-drift, which every Rasa replica follows. A candidate that was not approved
+    needs ``force``."""
     candidate_info = read_candidate(root)
     if model_path is None:
         if not candidate_info:
-            print("Der er ingen kandidat. Kør først: make retrain", file=sys.stderr)
-            return 1
+            return Change("no_candidate")
         model_path = root / "models" / candidate_info["model"]
         if not candidate_info.get("approved") and not force:
-            print(
-                f"Kandidaten {model_path.name} blev ikke godkendt af make retrain: {candidate_info.get('verdict', '')}\n"
-                "Ret træningsdata og kør make retrain igen. (Vil du alligevel, så kør: make activate FORCE=1)",
-                file=sys.stderr,
-            )
-            return 1
+            return Change("not_approved", model_path.name, verdict=candidate_info.get("verdict", ""))
     if not model_path.exists():
-        print(f"Modellen {model_path.name} findes ikke i models/. Kør make retrain.", file=sys.stderr)
-        return 1
+        return Change("missing", model_path.name)
     current = in_service(root)
     if current is not None and current.name == model_path.name:
-        print(f"{model_path.name} er allerede i drift.")
-        return 0
+        return Change("already", model_path.name)
     if current is not None:
         _write_name(root / "models" / PREVIOUS, current.name)
     _write_name(root / "models" / POINTER, model_path.name)
-    log(root, f"i drift: {model_path.name} (før: {current.name if current else 'ingen'})")
-    print(f"{model_path.name} er nu i drift." + (f" Den forrige ({current.name}) kan du vende tilbage til med make rollback." if current else ""))
+    log(root, f"i drift: {model_path.name} (før: {current.name if current else 'ingen'})" + _who(by, reason))
+    return Change("activated", model_path.name, current.name if current else None)
+
+
+def roll_back(root: Path, by: Optional[str] = None, reason: Optional[str] = None) -> Change:
+    """Go back to the model that was in service before (models/i-drift.forrige)."""
+    before, current = previous(root), in_service(root)
+    if before is None:
+        return Change("no_previous")
+    if not before.exists():
+        return Change("previous_missing", before.name)
+    _write_name(root / "models" / POINTER, before.name)
+    _write_name(root / "models" / PREVIOUS, current.name if current else None)
+    log(root, f"rullet tilbage: {before.name} (før: {current.name if current else 'ingen'})" + _who(by, reason))
+    return Change("rolled_back", before.name, current.name if current else None)
+
+
+def activate(root: Path, model_path: Optional[Path], force: bool, reload: bool) -> int:
+    change = put_in_service(root, model_path, force)
+    if change.code == "no_candidate":
+        print("Der er ingen kandidat. Kør først: make retrain", file=sys.stderr)
+        return 1
+    if change.code == "not_approved":
+        print(
+            f"Kandidaten {change.model} blev ikke godkendt af make retrain: {change.verdict}\n"
+            "Ret træningsdata og kør make retrain igen. (Vil du alligevel, så kør: make activate FORCE=1)",
+            file=sys.stderr,
+        )
+        return 1
+    if change.code == "missing":
+        print(f"Modellen {change.model} findes ikke i models/. Kør make retrain.", file=sys.stderr)
+        return 1
+    if change.code == "already":
+        print(f"{change.model} er allerede i drift.")
+        return 0
+    print(f"{change.model} er nu i drift." + (f" Den forrige ({change.previous}) kan du vende tilbage til med make rollback." if change.previous else ""))
     if reload:
-        print(reload_server(model_path))
+        print(reload_server(root / "models" / change.model))
     return 0
 
 
 def rollback(root: Path, reload: bool) -> int:
-    before, current = previous(root), in_service(root)
-    if before is None:
+    change = roll_back(root)
+    if change.code == "no_previous":
         print("Der er ingen tidligere model at vende tilbage til.", file=sys.stderr)
         return 1
-    if not before.exists():
-        print(f"Den tidligere model {before.name} er slettet fra models/. Kan ikke vende tilbage.", file=sys.stderr)
+    if change.code == "previous_missing":
+        print(f"Den tidligere model {change.model} er slettet fra models/. Kan ikke vende tilbage.", file=sys.stderr)
         return 1
-    _write_name(root / "models" / POINTER, before.name)
-    _write_name(root / "models" / PREVIOUS, current.name if current else None)
-    log(root, f"rullet tilbage: {before.name} (før: {current.name if current else 'ingen'})")
-    print(f"Tilbage til {before.name}. Den model, der var i drift ({current.name if current else 'ingen'}), "
+    print(f"Tilbage til {change.model}. Den model, der var i drift ({change.previous or 'ingen'}), "
           "kan du sætte i drift igen med make activate.")
     if reload:
-        print(reload_server(before))
+        print(reload_server(root / "models" / change.model))
     return 0
 
 
