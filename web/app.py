@@ -32,7 +32,7 @@ from actions.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-ROUTE_MODULES: Tuple[str, ...] = ("web.leader_page", "web.support")
+ROUTE_MODULES: Tuple[str, ...] = ("web.leader_page", "web.support", "web.workbench")
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 TRUSTED_PROXIES_KEY = web.AppKey("trusted_proxies", tuple)
