@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import difflib
+import io
 import re
 import sys
 from dataclasses import dataclass, field
@@ -64,22 +65,52 @@ class Outcome:
         return sum(len(v) for v in self.added.values())
 
 
-def read_rows(path: Path) -> List[Dict[str, str]]:
-    """Rows of a review file (CSV with ; or , as separator, or YAML)."""
+@dataclass
+class SheetFormat:
+    """How a review sheet was saved: what make add tells the trainer it read."""
+    encoding: str
+    delimiter: str
+
+    def describe(self) -> str:
+        names = {"utf-8-sig": "UTF-8 med BOM", "utf-8": "UTF-8", "cp1252": "Windows-1252 (Excel på dansk Windows)"}
+        separators = {";": "semikolon", ",": "komma", "\t": "tabulator"}
+        return f"{names.get(self.encoding, self.encoding)}, adskilt med {separators.get(self.delimiter, self.delimiter)}"
+
+
+def _decode(data: bytes) -> Tuple[str, str]:
+    """The text of a sheet and its encoding: UTF-8 (with or without BOM) or, as Excel on a
+    Danish Windows saves "CSV (semikolonsepareret)", Windows-1252."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8"), "utf-8-sig"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace"), "cp1252"
+
+
+def read_sheet(path: Path) -> Tuple[List[Dict[str, str]], Optional[SheetFormat]]:
+    """Rows of a review file (CSV as Excel saves it, or YAML) and, for CSV, how it was saved."""
     if path.suffix.lower() in {".yml", ".yaml"}:
         import yaml
 
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
         if isinstance(data, dict):
             data = data.get("beskeder") or data.get("rows") or []
-        return [{str(k): "" if v is None else str(v) for k, v in row.items()} for row in data if isinstance(row, dict)]
-    text = path.read_text(encoding="utf-8-sig")
+        rows = [{str(k): "" if v is None else str(v) for k, v in row.items()} for row in data if isinstance(row, dict)]
+        return rows, None
+    text, encoding = _decode(path.read_bytes())
     first = text.splitlines()[0] if text else ""
-    delimiter = ";" if first.count(";") >= first.count(",") else ","
-    return [
+    delimiter = max((";", ",", "\t"), key=first.count) if first else ";"
+    rows = [
         {(k or "").strip(): (v or "") for k, v in row.items()}
-        for row in csv.DictReader(text.splitlines(), delimiter=delimiter)
+        for row in csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     ]
+    return rows, SheetFormat(encoding, delimiter)
+
+
+def read_rows(path: Path) -> List[Dict[str, str]]:
+    """Rows of a review file (CSV with ; , or tab as separator, UTF-8 or Windows-1252, or YAML)."""
+    return read_sheet(path)[0]
 
 
 def clean_text(text: str) -> str:
@@ -189,7 +220,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     nlu_dir = args.root / "data" / "nlu"
     target = nlu_dir / TARGET_NAME
-    rows = read_rows(path)
+    rows, sheet = read_sheet(path)
+    if sheet is not None:
+        print(f"Læste {len(rows)} rækker fra {path.name} ({sheet.describe()}).")
     outcome = plan(rows, domain_intents(args.root / "domain"), load_examples(nlu_dir), near=args.near)
     if outcome.errors:
         print("Jeg har ikke ændret noget, fordi nogle rækker skal rettes først:", file=sys.stderr)

@@ -155,3 +155,28 @@ def test_a_leaders_text_is_never_a_formula_in_the_trainers_sheet_and_comes_back_
     assert [row["tekst"][0] for row in rows[:4]] == ["'"] * 4  # Excel shows it as text
     assert rows[4]["tekst"] == "almindelig tekst"
     assert [add_examples.clean_text(row["tekst"]) for row in rows] == [" ".join(t.split()) for t in texts]
+
+
+def test_make_add_reads_what_excel_on_a_danish_windows_saves_and_says_what_it_read(tmp_path, capsys):
+    """Issue 16: Excel's "CSV (semikolonsepareret)" on a Danish Windows is Windows-1252 without
+    a BOM; "CSV UTF-8" has a BOM; some save with commas. All three are read, æøå intact."""
+    header = "gruppe;antal;tekst;ret_intent\r\n"
+    body = '1;2;"Hvor finder jeg blanketten til barsel for pædagoger, så jeg kan søge?";find_form\r\n'
+    sheets = {
+        "excel-dansk.csv": (header + body).encode("cp1252"),
+        "excel-utf8.csv": b"\xef\xbb\xbf" + (header + body).encode("utf-8"),
+        "komma.csv": (header + body).replace(";", ",").replace("pædagoger,", "pædagoger;").encode("utf-8"),
+    }
+    expected = "Hvor finder jeg blanketten til barsel for pædagoger, så jeg kan søge?"
+    described = {}
+    for name, data in sheets.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        rows, sheet = add_examples.read_sheet(path)
+        assert [row["tekst"] for row in rows] == [expected.replace("pædagoger,", "pædagoger;")
+                                                   if name == "komma.csv" else expected], name
+        assert rows[0]["ret_intent"] == "find_form"
+        described[name] = sheet.describe()
+    assert described["excel-dansk.csv"] == "Windows-1252 (Excel på dansk Windows), adskilt med semikolon"
+    assert described["excel-utf8.csv"] == "UTF-8 med BOM, adskilt med semikolon"
+    assert described["komma.csv"] == "UTF-8, adskilt med komma"
