@@ -46,6 +46,9 @@ the same and ``test_the_model_agrees_with_helm`` holds it to a real render when 
 9. rasa-action-server 1.0.9: ``args``/``command`` only if non-empty, env = ``extraEnv`` only,
    ``service.port`` default 80, fullname ``<release>-rasa-action-server`` unless overridden, and
    its schema wants probe ports as strings (``port: 5055`` fails ``helm install``).
+   ``templates/deployment.yaml``: ``podLabels``, ``volumes``, ``volumeMounts``, ``nodeSelector``,
+   ``affinity`` and ``strategy`` (default RollingUpdate, maxSurge 1, maxUnavailable 0) go into the
+   pod/Deployment as written.
 
 Run the optional real checks (skipped otherwise, with the reason):
 
@@ -83,7 +86,16 @@ ACTIONS_CHART_VERSION = "1.0.9"
 KUBERNETES_VERSIONS = ("1.25.0", "1.37.0")  # the oldest and newest schemas kubernetes-validate 1.37 ships
 
 SECRET_NAME = "af-secrets"
+# The label that tied the pods sharing the old SQLite volume af-shared to one node: gone for good.
 SHARED_LABEL = "af-assistenten/shared-volume"
+# The processes that open the outbox and the hand-over queue (actions/outbox.py, actions/handoff_store.py).
+# The Rasa server opens neither (channels/ and scripts/rasa_*.py import none of them); its
+# AF_TRACKER_STORE/AF_POSTGRES_* settings are the tracker store's, which the stores must share.
+STORE_PROCESSES = ("actions", "web", "outbox")
+# The SQLite files of the one-host set-up; with AF_TRACKER_STORE=postgres they are not used.
+SQLITE_STORE_VARIABLES = ("AF_OUTBOX_PATH", "AF_HANDOFF_DB_PATH")
+# The outbox worker's health check (docker-compose.yml's too): exit 1 when its database cannot be reached.
+OUTBOX_CHECK = ["python", "-m", "actions.outbox", "--check"]
 
 # The defaults of rasa 1.17.8's values.yaml that the templates above decide on.
 RASA_CHART_DEFAULTS: Dict[str, Any] = {
@@ -147,7 +159,9 @@ ACTIONS_CHART_DEFAULTS: Dict[str, Any] = {
     "podSecurityContext": {},
     "securityContext": {},
     "podLabels": {},
+    "nodeSelector": {},
     "affinity": {},
+    "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
     "volumes": [],
     "volumeMounts": [],
 }
@@ -418,14 +432,19 @@ def workloads() -> Dict[str, Dict[str, Any]]:
     """Every long-running process: name -> image, command, env, pod spec bits, from all three files."""
     rasa = rasa_chart(RASA_VALUES)
     actions = actions_chart(ACTIONS_VALUES)
+    rv, av = rasa["values"], actions["values"]
     found = {
         "rasa": {"image": rasa["image"], "command": rasa["command"] + rasa["args"],
-                 "env": rasa["values"]["extraEnv"], "labels": {}, "volumes": rasa["values"]["volumes"],
-                 "affinity": rasa["values"].get("affinity") or {}, "replicas": rasa["values"]["replicaCount"]},
+                 "env": rv["extraEnv"], "labels": {}, "volumes": rv["volumes"], "mounts": rv["volumeMounts"],
+                 "affinity": rv.get("affinity") or {}, "node_selector": rv.get("nodeSelector") or {},
+                 "node_name": None, "replicas": rv["replicaCount"], "strategy": rv.get("strategy"),
+                 "probes": {k: rv.get(k) for k in ("livenessProbe", "readinessProbe")}},
         "actions": {"image": actions["image"], "command": actions["command"] + actions["args"],
-                    "env": actions["values"]["extraEnv"], "labels": actions["values"]["podLabels"],
-                    "volumes": actions["values"]["volumes"], "affinity": actions["values"]["affinity"],
-                    "replicas": actions["values"]["replicaCount"]},
+                    "env": av["extraEnv"], "labels": av["podLabels"], "volumes": av["volumes"],
+                    "mounts": av["volumeMounts"], "affinity": av["affinity"],
+                    "node_selector": av["nodeSelector"], "node_name": None,
+                    "replicas": av["replicaCount"], "strategy": av["strategy"],
+                    "probes": {k: av.get(k) for k in ("livenessProbe", "readinessProbe")}},
     }
     for name in ("af-web", "af-outbox"):
         deployment = app_object("Deployment", name)
@@ -434,7 +453,10 @@ def workloads() -> Dict[str, Dict[str, Any]]:
         found[name.removeprefix("af-")] = {
             "image": container["image"], "command": container["command"] + container.get("args", []),
             "env": container["env"], "labels": pod["metadata"]["labels"], "volumes": pod["spec"].get("volumes", []),
-            "affinity": pod["spec"].get("affinity") or {}, "replicas": deployment["spec"]["replicas"],
+            "mounts": container.get("volumeMounts", []), "affinity": pod["spec"].get("affinity") or {},
+            "node_selector": pod["spec"].get("nodeSelector") or {}, "node_name": pod["spec"].get("nodeName"),
+            "replicas": deployment["spec"]["replicas"], "strategy": deployment["spec"].get("strategy"),
+            "probes": {k: container.get(k) for k in ("livenessProbe", "readinessProbe")},
             "container": container, "pod": pod["spec"], "deployment": deployment,
         }
     return found
@@ -573,7 +595,7 @@ def test_web_and_outbox_run_our_image_with_their_commands_probes_and_limits():
     assert port == {"http": 8080} and env_dict(web["env"])["AF_WEB_PORT"] == "8080"
     for probe in ("readinessProbe", "livenessProbe"):
         assert web["container"][probe]["httpGet"]["path"] == "/" and web["container"][probe]["httpGet"]["port"] == "http"
-    assert outbox["container"]["livenessProbe"]["exec"]["command"][0] == "python"
+        assert outbox["container"][probe]["exec"]["command"] == OUTBOX_CHECK, probe
     for name in ("web", "outbox"):
         container, pod = found[name]["container"], found[name]["pod"]
         assert container["resources"]["limits"]["cpu"] and container["resources"]["limits"]["memory"], name
@@ -630,13 +652,8 @@ SECRET_VARIANTS = {
 }
 
 
-@pytest.mark.parametrize("variant", sorted(SECRET_VARIANTS))
-@pytest.mark.parametrize("name", ["rasa", "actions", "web", "outbox"])
-def test_each_process_environment_is_a_valid_production_configuration(name, variant):
-    """actions/settings.py would start this process in production with these variables (the
-    Secret's keys filled in with made-up values): nothing missing, nothing development-only."""
-    from actions.settings import ConfigError, load_settings, require_web_session_key
-
+def pod_environment(name: str, variant: str) -> Dict[str, str]:
+    """The environment of process ``name``'s container, the Secret's keys filled in with made-up values."""
     chosen = SECRET_VARIANTS[variant]
     env = {}
     for item in workloads()[name]["env"]:
@@ -648,6 +665,17 @@ def test_each_process_environment_is_a_valid_production_configuration(name, vari
             env[item["name"]] = _dummy_secret(ref["key"])
         elif ref["key"] in chosen:
             env[item["name"]] = chosen[ref["key"]] or _dummy_secret(ref["key"])
+    return env
+
+
+@pytest.mark.parametrize("variant", sorted(SECRET_VARIANTS))
+@pytest.mark.parametrize("name", ["rasa", "actions", "web", "outbox"])
+def test_each_process_environment_is_a_valid_production_configuration(name, variant):
+    """actions/settings.py would start this process in production with these variables (the
+    Secret's keys filled in with made-up values): nothing missing, nothing development-only."""
+    from actions.settings import ConfigError, load_settings, require_web_session_key
+
+    env = pod_environment(name, variant)
     try:
         settings = load_settings(env)
         if name == "web":
@@ -667,51 +695,274 @@ def test_every_process_gets_the_same_identity_settings():
                                                          "AF_IDENTITY_AUDIENCE"}
 
 
-def test_the_stores_are_the_same_for_every_process_that_shares_them():
-    found = workloads()
-    keys = ("AF_TRACKER_STORE", "AF_POSTGRES_HOST", "AF_POSTGRES_DB", "AF_POSTGRES_USER")
-    shared = ("AF_OUTBOX_PATH", "AF_HANDOFF_DB_PATH")
-    reference = env_dict(found["actions"]["env"])
-    for name, workload in found.items():
-        env = env_dict(workload["env"])
-        assert {k: env.get(k) for k in keys} == {k: reference[k] for k in keys}, name
-        if name != "rasa":
-            assert {k: env.get(k) for k in shared} == {k: reference[k] for k in shared}, name
+def store_settings(env: Iterable[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """AF_TRACKER_STORE and every AF_POSTGRES_* item (host, port, db, user, password or _FILE),
+    exactly as written: a literal value or the Secret reference."""
+    return {item["name"]: item for item in env
+            if item["name"] == "AF_TRACKER_STORE" or item["name"].startswith("AF_POSTGRES_")}
 
 
-def _mounts_shared_claim(workload: Dict[str, Any]) -> bool:
-    return any((v.get("persistentVolumeClaim") or {}).get("claimName") == "af-shared" for v in workload["volumes"])
-
-
-def test_pods_that_share_the_sqlite_volume_run_on_one_node():
-    """A ReadWriteOnce volume (and SQLite's locking) works on one node only."""
-    claim = app_object("PersistentVolumeClaim", "af-shared")
-    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
-    sharing = [name for name, w in workloads().items() if _mounts_shared_claim(w)]
-    assert sorted(sharing) == ["actions", "outbox", "web"]
-    for name in sharing:
-        workload = workloads()[name]
-        assert workload["labels"].get(SHARED_LABEL) == "af-shared", name
-        (term,) = workload["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-        assert term == {"labelSelector": {"matchLabels": {SHARED_LABEL: "af-shared"}},
-                        "topologyKey": "kubernetes.io/hostname"}, name
+def _pins_to_one_node(workload: Dict[str, Any]) -> List[str]:
+    """What would tie this process's pods to one node (or to another process's node)."""
+    found = []
+    affinity = workload["affinity"] or {}
+    if affinity.get("podAffinity"):
+        found.append(f"podAffinity {affinity['podAffinity']!r}")
+    if workload.get("node_name"):
+        found.append(f"nodeName {workload['node_name']!r}")
+    if "kubernetes.io/hostname" in (workload.get("node_selector") or {}):
+        found.append("a nodeSelector on kubernetes.io/hostname")
+    required = ((affinity.get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    for term in required.get("nodeSelectorTerms", []):
+        if any(e.get("key") == "kubernetes.io/hostname" for e in term.get("matchExpressions", [])):
+            found.append("a required nodeAffinity on kubernetes.io/hostname")
+    if SHARED_LABEL in (workload["labels"] or {}):
+        found.append(f"the label {SHARED_LABEL} of the old shared SQLite volume")
+    return found
 
 
 def _postgres_outbox_supported() -> bool:
-    from actions import outbox
+    from actions import handoff_store, outbox
 
-    return hasattr(outbox.Outbox, "for_settings")
+    return hasattr(outbox.Outbox, "for_settings") and hasattr(handoff_store.HandoffStore, "for_settings")
 
 
-def test_one_outbox_worker_unless_the_outbox_is_in_postgresql():
+def outbox_worker_count_problems(outbox: Dict[str, Any], postgres_supported: bool) -> List[str]:
+    """More than one outbox worker, or two at once in a rollout, only with the outbox in PostgreSQL
+    (rows claimed with FOR UPDATE SKIP LOCKED). A SQLite outbox is one file on one node: exactly
+    one worker, strategy Recreate, no autoscaler."""
+    in_postgres = postgres_supported and env_dict(outbox["env"]).get("AF_TRACKER_STORE") == "postgres"
+    if in_postgres:
+        return []
+    problems = []
+    if outbox["replicas"] != 1:
+        problems.append(f"outbox: {outbox['replicas']} workers while the outbox is SQLite (exactly one)")
+    if outbox["strategy"] != {"type": "Recreate"}:
+        problems.append(f"outbox: strategy {outbox['strategy']!r} while the outbox is SQLite (a rollout would run two)")
+    if outbox.get("autoscaled"):
+        problems.append("outbox: an autoscaler while the outbox is SQLite")
+    return problems
+
+
+def store_problems(found: Dict[str, Dict[str, Any]]) -> List[str]:
+    """Everything that would keep the outbox and the hand-over queue off the shared PostgreSQL, or
+    tie the pods to one node again."""
+    problems: List[str] = []
+    reference = store_settings(found["rasa"]["env"])
+    if env_dict(found["rasa"]["env"]).get("AF_TRACKER_STORE") != "postgres":
+        problems.append("rasa: the tracker store is not PostgreSQL (AF_TRACKER_STORE=postgres)")
+    missing = [name for name in STORE_PROCESSES if name not in found]
+    if missing:
+        problems.append(f"no workload for {missing}")
+    for name, workload in found.items():
+        env = env_dict(workload["env"])
+        if env.get("AF_TRACKER_STORE") != "postgres":
+            problems.append(f"{name}: AF_TRACKER_STORE={env.get('AF_TRACKER_STORE')!r}, not postgres: its outbox "
+                            "and hand-over queue would be SQLite files of its own pod")
+        mine = store_settings(workload["env"])
+        if mine != reference:
+            differ = sorted(k for k in set(mine) | set(reference) if mine.get(k) != reference.get(k))
+            problems.append(f"{name}: {differ} differ from the Rasa server's tracker store")
+        for variable in SQLITE_STORE_VARIABLES:
+            if variable in env:
+                problems.append(f"{name}: sets {variable} (a SQLite file; the store is in PostgreSQL)")
+        problems += [f"{name}: {what}" for what in _pins_to_one_node(workload)]
+    for name in STORE_PROCESSES:
+        workload = found.get(name)
+        if not workload:
+            continue
+        for volume in workload["volumes"]:
+            kinds = sorted(set(volume) - {"name"})
+            if kinds not in (["secret"], ["configMap"]):
+                problems.append(f"{name}: volume {volume.get('name')!r} ({', '.join(kinds)}): only read-only "
+                                "settings are mounted, no volume for the outbox or the hand-over queue")
+        for mount in workload["mounts"]:
+            if mount.get("readOnly") is not True:
+                problems.append(f"{name}: {mount.get('mountPath')} is mounted writable")
+    outbox = found.get("outbox")
+    if outbox:
+        for probe in ("livenessProbe", "readinessProbe"):
+            command = ((outbox["probes"].get(probe) or {}).get("exec") or {}).get("command")
+            if command != OUTBOX_CHECK:
+                problems.append(f"outbox: {probe} is {command!r}, not {OUTBOX_CHECK!r}")
+        problems += outbox_worker_count_problems(outbox, _postgres_outbox_supported())
+    return problems
+
+
+def _set_env(workload: Dict[str, Any], name: str, value: Any) -> None:
+    item = {"name": name, "value": value} if not isinstance(value, dict) else {"name": name, "valueFrom": value}
+    for i, old in enumerate(workload["env"]):
+        if old["name"] == name:
+            workload["env"][i] = item
+            return
+    workload["env"].append(item)
+
+
+def _add_volume(workload: Dict[str, Any], volume: Dict[str, Any], path: str) -> None:
+    workload["volumes"].append(volume)
+    workload["mounts"].append({"name": volume["name"], "mountPath": path})
+
+
+SHARED_CLAIM = {"name": "shared", "persistentVolumeClaim": {"claimName": "af-shared"}}
+ONE_NODE = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+    {"labelSelector": {"matchLabels": {SHARED_LABEL: "af-shared"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+
+BAD_DEPLOYMENTS = {
+    "the outbox worker on SQLite": lambda f: _set_env(f["outbox"], "AF_TRACKER_STORE", "sqlite"),
+    "web on SQLite (its own hand-over queue)": lambda f: _set_env(f["web"], "AF_TRACKER_STORE", "sqlite"),
+    "the action servers without AF_TRACKER_STORE": lambda f: f["actions"]["env"].remove(
+        store_settings(f["actions"]["env"])["AF_TRACKER_STORE"]),
+    "Rasa's tracker store on SQLite": lambda f: _set_env(f["rasa"], "AF_TRACKER_STORE", "sqlite"),
+    "web on another database": lambda f: _set_env(f["web"], "AF_POSTGRES_DB", "af_web"),
+    "the action servers on another host": lambda f: _set_env(f["actions"], "AF_POSTGRES_HOST", "pg2.af.svc"),
+    "the outbox worker as another user": lambda f: _set_env(f["outbox"], "AF_POSTGRES_USER", "af_outbox"),
+    "another port for web only": lambda f: _set_env(f["web"], "AF_POSTGRES_PORT", "5433"),
+    "the outbox worker's password from another key": lambda f: _set_env(
+        f["outbox"], "AF_POSTGRES_PASSWORD", {"secretKeyRef": {"name": SECRET_NAME, "key": "AF_OUTBOX_PASSWORD"}}),
+    "web's password from another Secret": lambda f: _set_env(
+        f["web"], "AF_POSTGRES_PASSWORD", {"secretKeyRef": {"name": "af-web", "key": "AF_POSTGRES_PASSWORD"}}),
+    "an outbox file for the action servers": lambda f: _set_env(f["actions"], "AF_OUTBOX_PATH",
+                                                                 "/app/var/shared/outbox.sqlite3"),
+    "a hand-over file for web": lambda f: _set_env(f["web"], "AF_HANDOFF_DB_PATH", "/app/var/shared/handoff.sqlite3"),
+    "the shared claim back on the action servers": lambda f: _add_volume(f["actions"], SHARED_CLAIM, "/app/var/shared"),
+    "an emptyDir for the outbox worker": lambda f: _add_volume(f["outbox"], {"name": "var", "emptyDir": {}}, "/app/var"),
+    "a hostPath for web": lambda f: _add_volume(f["web"], {"name": "var", "hostPath": {"path": "/srv/af"}}, "/app/var"),
+    "the supporters list mounted writable": lambda f: f["web"]["mounts"][0].pop("readOnly"),
+    "the shared-volume label on the outbox worker": lambda f: f["outbox"]["labels"].update({SHARED_LABEL: "af-shared"}),
+    "web tied to the others' node": lambda f: f["web"].update(affinity=ONE_NODE),
+    "the action servers tied to one node": lambda f: f["actions"].update(affinity=ONE_NODE),
+    "a preferred podAffinity for the outbox worker": lambda f: f["outbox"].update(affinity={"podAffinity": {
+        "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": ONE_NODE[
+            "podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]}]}}),
+    "the outbox worker on a named node": lambda f: f["outbox"].update(node_name="node-1"),
+    "web by hostname": lambda f: f["web"].update(node_selector={"kubernetes.io/hostname": "node-1"}),
+    "the old SQLite liveness probe": lambda f: f["outbox"]["probes"].update(livenessProbe={"exec": {"command": [
+        "python", "-c", "import sqlite3; sqlite3.connect('/app/var/shared/outbox.sqlite3').execute('select 1')"]}}),
+    "no readiness probe for the outbox worker": lambda f: f["outbox"]["probes"].update(readinessProbe=None),
+}
+
+
+def test_our_manifests_keep_the_stores_in_postgresql_and_pin_nothing_to_a_node():
+    assert store_problems(workloads()) == []
+    assert sorted(workloads()) == sorted(("rasa",) + STORE_PROCESSES), \
+        "a new process: decide whether it opens the outbox/hand-over queue (STORE_PROCESSES)"
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DEPLOYMENTS))
+def test_each_way_back_to_the_shared_sqlite_volume_is_caught(case):
+    found = copy.deepcopy(workloads())
+    BAD_DEPLOYMENTS[case](found)
+    assert store_problems(found), case
+
+
+def test_every_process_that_uses_the_stores_shares_the_tracker_stores_postgresql():
+    """The outbox and the hand-over queue are tables in the Rasa server's tracker store database:
+    same AF_TRACKER_STORE=postgres, host, database, user and password reference everywhere."""
+    reference = store_settings(workloads()["rasa"]["env"])
+    assert reference["AF_TRACKER_STORE"]["value"] == "postgres"
+    assert {"AF_POSTGRES_HOST", "AF_POSTGRES_DB", "AF_POSTGRES_USER", "AF_POSTGRES_PASSWORD"} <= set(reference)
+    assert reference["AF_POSTGRES_PASSWORD"] == {
+        "name": "AF_POSTGRES_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": "AF_POSTGRES_PASSWORD"}}}
+    for name in STORE_PROCESSES:
+        assert store_settings(workloads()[name]["env"]) == reference, name
+
+
+def test_no_volume_for_the_outbox_or_the_hand_over_queue():
+    assert not [d for d in APP_DOCS if d["kind"] in ("PersistentVolumeClaim", "PersistentVolume")]
+    for name, workload in workloads().items():
+        env = env_dict(workload["env"])
+        assert not [v for v in SQLITE_STORE_VARIABLES if v in env], name
+    assert workloads()["actions"]["volumes"] == [] and workloads()["actions"]["mounts"] == []
+    assert workloads()["outbox"]["volumes"] == [] and workloads()["outbox"]["mounts"] == []
+    # af-web mounts only the supporters list: Secret af-supporters as a whole directory (no subPath,
+    # so an updated list reaches the pods), read-only, where AF_SUPPORTERS_FILE points.
+    web = workloads()["web"]
+    (volume,) = web["volumes"]
+    (mount,) = web["mounts"]
+    assert volume["secret"]["secretName"] == "af-supporters" and mount["name"] == volume["name"]
+    assert mount["readOnly"] is True and "subPath" not in mount
+    supporters = Path(env_dict(web["env"])["AF_SUPPORTERS_FILE"])
+    assert supporters.parent == Path(mount["mountPath"]), supporters
+
+
+def test_web_and_outbox_may_spread_over_nodes():
+    for name in ("web", "outbox"):
+        workload = workloads()[name]
+        assert _pins_to_one_node(workload) == [], name
+        for constraint in workload["pod"].get("topologySpreadConstraints", []):
+            # a preference: a full node never keeps a pod from starting
+            assert constraint["whenUnsatisfiable"] == "ScheduleAnyway", name
+            assert constraint["labelSelector"]["matchLabels"] == \
+                {"app.kubernetes.io/name": workload["labels"]["app.kubernetes.io/name"]}, name
+
+
+def test_the_outbox_workers_are_several_and_roll_one_at_a_time():
+    """The outbox is in PostgreSQL: two workers (deliveries go on while a node is drained), and a
+    rollout starts a new one before it stops an old one."""
     outbox = workloads()["outbox"]
-    env = env_dict(outbox["env"])
-    in_postgres = _postgres_outbox_supported() and env["AF_TRACKER_STORE"] == "postgres"
-    if not in_postgres or _mounts_shared_claim(outbox):
-        assert outbox["replicas"] == 1
-        assert outbox["deployment"]["spec"]["strategy"] == {"type": "Recreate"}  # never two in a rollout
-    assert not [d for d in APP_DOCS if d["kind"] == "HorizontalPodAutoscaler"
-                and d["spec"]["scaleTargetRef"]["name"] == "af-outbox"]
+    assert outbox["replicas"] == 2
+    assert outbox["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert outbox["deployment"]["spec"]["strategy"] == outbox["strategy"]
+
+
+@pytest.mark.parametrize("case, change, supported, allowed", [
+    ("PostgreSQL, two workers rolling", {}, True, True),
+    ("SQLite, one worker, Recreate", {"AF_TRACKER_STORE": "sqlite", "replicas": 1,
+                                      "strategy": {"type": "Recreate"}}, True, True),
+    ("SQLite, two workers", {"AF_TRACKER_STORE": "sqlite", "strategy": {"type": "Recreate"}}, True, False),
+    ("SQLite, one worker rolling", {"AF_TRACKER_STORE": "sqlite", "replicas": 1}, True, False),
+    ("SQLite, one worker, autoscaled", {"AF_TRACKER_STORE": "sqlite", "replicas": 1,
+                                        "strategy": {"type": "Recreate"}, "autoscaled": True}, True, False),
+    ("PostgreSQL set, but code without PostgreSQL stores", {}, False, False),
+])
+def test_more_than_one_outbox_worker_only_with_postgresql(case, change, supported, allowed):
+    outbox = copy.deepcopy(workloads()["outbox"])
+    for key, value in change.items():
+        if key.startswith("AF_"):
+            _set_env(outbox, key, value)
+        else:
+            outbox[key] = value
+    assert (outbox_worker_count_problems(outbox, supported) == []) is allowed, case
+
+
+def test_no_autoscaler_for_the_outbox_worker_unless_it_is_in_postgresql():
+    outbox = dict(workloads()["outbox"])
+    outbox["autoscaled"] = any(d["kind"] == "HorizontalPodAutoscaler" and d["spec"]["scaleTargetRef"]["name"]
+                               == "af-outbox" for d in APP_DOCS)
+    assert outbox_worker_count_problems(outbox, _postgres_outbox_supported()) == []
+
+
+def test_the_outbox_probe_is_docker_composes_health_check():
+    compose = _load(ROOT / "docker-compose.yml")
+    assert compose["services"]["outbox"]["healthcheck"]["test"] == ["CMD"] + OUTBOX_CHECK
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert workloads()["outbox"]["probes"][probe]["exec"]["command"] == OUTBOX_CHECK, probe
+
+
+def test_the_outbox_probe_fails_in_danish_when_postgresql_cannot_be_reached(tmp_path):
+    """The probe's exact command, with the outbox pod's environment (made-up secrets) and its
+    PostgreSQL host replaced by a port nobody listens on: exit 1, a Danish message on stderr.
+    (That it succeeds against a real database: tests/test_postgres_stores.py and
+    tests/test_action_server_contract.py.)"""
+    import socket
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    env = pod_environment("outbox", "jwks, oauth")
+    env.update(AF_POSTGRES_HOST="127.0.0.1", AF_POSTGRES_PORT=str(port), PYTHONPATH=str(ROOT),
+               PATH=os.environ.get("PATH", ""), AF_VAR_DIR=str(tmp_path / "var"), AF_LOG_DIR=str(tmp_path / "logs"))
+    command = workloads()["outbox"]["probes"]["livenessProbe"]["exec"]["command"]
+    assert command[0] == "python"
+    try:
+        result = subprocess.run([sys.executable] + command[1:], cwd=str(tmp_path), env=env,
+                                capture_output=True, text=True, timeout=120)
+    finally:
+        closed.close()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Udbakken kan ikke nås" in result.stderr, result.stderr
+    assert not (tmp_path / "var" / "outbox.sqlite3").exists(), "no fall-back to a SQLite file in the pod"
 
 
 def test_the_web_server_calls_rasa_inside_the_cluster_and_browsers_the_public_host():
