@@ -281,7 +281,9 @@ class Settings:
     handoff_db_path: Path
     # Input handling and retention
     max_message_length: int
-    # The largest request body any of our servers reads (Rasa's channels, the web server).
+    # The largest request body Rasa's channels read (REST and socket.io). A chat message is cut to
+    # max_message_length anyway; this only has to let a long pasted text (JSON-escaped emoji take
+    # 12 bytes each) arrive so the leader gets the kind "too long" answer, and refuse the rest.
     max_body_bytes: int
     # Rasa's REST channel (tests, integrations). Off in production unless configured.
     rest_channel_enabled: bool
@@ -438,7 +440,7 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         handoff_opening_hours=_str(env, "AF_HANDOFF_OPENING_HOURS", "always" if dev else "profile").lower(),
         handoff_db_path=_path(env, "AF_HANDOFF_DB_PATH", var_dir / "handoff.sqlite3"),
         max_message_length=_int(env, "AF_MAX_MESSAGE_LENGTH", 2000, 50, 100_000),
-        max_body_bytes=_int(env, "AF_MAX_BODY_BYTES", 64 * 1024, 4 * 1024, 10 * 1024 * 1024),
+        max_body_bytes=_int(env, "AF_MAX_BODY_BYTES", 1024 * 1024, 4 * 1024, 10 * 1024 * 1024),
         rest_channel_enabled=_bool(env, "AF_REST_CHANNEL", dev),
         log_target=_str(env, "AF_LOG_TARGET", "file").lower(),
         log_format=_str(env, "AF_LOG_FORMAT", "text").lower(),

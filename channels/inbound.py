@@ -49,6 +49,10 @@ REFUSAL_INVALID = (
     "Jeg kunne ikke bekræfte, hvem du er. Genindlæs siden på KKintra og prøv igen."
 )
 
+BODY_TOO_LARGE_TEXT = (
+    "Din besked er alt for lang til chatten, så jeg har ikke læst den. "
+    "Skriv en kortere besked – gerne én ting ad gangen."
+)
 REFUSAL_FOREIGN = (
     "Denne samtale hører til en anden. Genindlæs siden, så starter du en ny samtale."
 )

@@ -11,6 +11,20 @@ from actions.settings import get_settings
 from scripts.logsetup import configure_logging
 
 
+async def _danish_size_refusal(app, _loop) -> None:
+    """A body over AF_MAX_BODY_BYTES is refused before it is read (Sanic's 413); the REST
+    channel's clients get the refusal in the channel's own reply format, in Danish."""
+    from sanic import response
+    from sanic.exceptions import PayloadTooLarge
+
+    from channels.inbound import BODY_TOO_LARGE_TEXT
+
+    def refuse(_request, _exception):
+        return response.json([{"recipient_id": "", "text": BODY_TOO_LARGE_TEXT}], status=413)
+
+    app.error_handler.add(PayloadTooLarge, refuse)
+
+
 def main(model_path: str, endpoints_path: str) -> None:
     settings = get_settings()
     configure_logging(settings.log_dir / "rasa.log")
@@ -53,7 +67,10 @@ def main(model_path: str, endpoints_path: str) -> None:
         jwt_method=rasa_http.ALGORITHM,
         enable_api=True,
         # Every replica follows models/i-drift (make activate / rollback): scripts/model_watch.py
-        server_listeners=[(model_watch.listener(settings), "after_server_start")],
+        server_listeners=[
+            (model_watch.listener(settings), "after_server_start"),
+            (_danish_size_refusal, "before_server_start"),
+        ],
     )
 
 

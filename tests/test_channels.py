@@ -315,10 +315,13 @@ def test_rasa_http_api_takes_no_token_in_the_url(chat_stack):
 
 
 def test_huge_bodies_are_refused_before_they_are_read(chat_stack):
+    from channels.inbound import BODY_TOO_LARGE_TEXT
+
     big = json.dumps({"sender": "s" + uuid.uuid4().hex, "message": "x" * (2 * 1024 * 1024),
                       "metadata": {"identity_token": token_for(chat_stack, METTE)}})
     r = rest(chat_stack, big)
     assert r.status_code == 413
+    assert [m.get("text") for m in r.json()] == [BODY_TOO_LARGE_TEXT]  # in Danish, in the channel's format
     assert requests.get(f"{chat_stack.rasa_url}/", timeout=10).status_code == 200  # still serving
 
 
