@@ -528,3 +528,27 @@ def test_an_image_without_the_trainer_code_still_serves_the_console(settings, mo
     home, status, text, api = run(settings, scenario)
     assert (home, status, api) == ("/support/traener", 503, 404)
     assert "kører ikke på denne server" in text
+
+
+def test_the_comparison_judges_answers_as_the_leader_evaluation_does_and_lists_what_changed():
+    from trainer import evaluation
+
+    said = {"got": "faq:ferie", "forms": ["ferie"], "faq": "ferie", "intent": "ask_question"}
+    assert evaluation.judge("faq:ferie", said) == {"ok": True, "predicted": "faq:ferie"}
+    assert evaluation.judge("form:ferie", said)["ok"]  # a rule answer that links the form shows the form
+    assert evaluation.judge("form:vikar", said) == {"ok": False, "predicted": "form:ferie"}
+    assert evaluation.judge("intent:deny", {**said, "intent": "deny"})["ok"]  # ja/nej: the intent counts
+    assert evaluation.judge("intent:case_status", {**said, "got": "intent:case_status"})["ok"]
+
+    def figures(rows):
+        per = {"form:vikar": {"f1": 1.0 if rows[0][1] else 0.0, "support": 1}}
+        return {"intents": {"per_intent": per}, "sets": {"s": {"n": 2, "right": sum(ok for _, ok in rows)}},
+                "predictions": [{"set": "s", "text": t, "expected": "form:vikar",
+                                 "predicted": "form:vikar" if ok else "fallback"} for t, ok in rows]}
+
+    diff = evaluation.differences(figures([("a", True), ("b", False)]), figures([("a", False), ("b", True)]))
+    assert [r["text"] for r in diff["better"]] == ["a"] and [r["text"] for r in diff["worse"]] == ["b"]
+    assert diff["sets"] == [{"set": "s", "n": 2, "new_right": 1, "old_right": 1}]
+    assert diff["labels"][0]["change"] == 1.0
+    first = evaluation.differences(figures([("a", True)]), None)
+    assert first["better"] == [] and first["labels"][0]["old_f1"] is None

@@ -220,6 +220,7 @@ def render_page(session: Session, settings: Settings) -> str:
       <label for="rollback-reason">Hvorfor? (valgfrit, kommer i loggen)</label>
       <textarea id="rollback-reason" rows="2" maxlength="500"></textarea>
       <button type="submit" id="rollback">Rul tilbage til den forrige model</button>
+      <p id="rollback-status" class="status" role="status" aria-live="polite"></p>
     </form>
   </section>
 
@@ -234,7 +235,7 @@ def render_page(session: Session, settings: Settings) -> str:
         <option value="faq">Et regelsvar</option>
         <option value="response">En sætning, assistenten siger</option>
       </select>
-      <label for="edit-filter">Søg</label>
+      <label for="edit-filter">Søg efter navn</label>
       <input id="edit-filter" type="search" autocomplete="off">
       <label for="edit-id">Vælg</label>
       <select id="edit-id"></select>

@@ -100,11 +100,12 @@
 
   function resolveChoice(value) {
     value = (value || "").trim();
-    if (choices[value]) return choices[value];
+    if (choices[value]) return { kind: choices[value].kind, target: choices[value].target, label: value };
     var matches = Object.keys(choices).filter(function (label) {
       return label.toLowerCase().indexOf("(" + value.toLowerCase() + ")") !== -1;
     });
-    return matches.length === 1 ? choices[matches[0]] : null;
+    if (matches.length !== 1) return null;
+    return { kind: choices[matches[0]].kind, target: choices[matches[0]].target, label: matches[0] };
   }
 
   // ---- review ------------------------------------------------------------------------
@@ -168,7 +169,7 @@
     show.addEventListener("click", function () { openConversation(m.ref, show); });
     card.appendChild(show);
 
-    var form = el("form", { className: "annotate", "aria-label": "Hvad handler beskeden om?" });
+    var form = el("form", { className: "annotate", "aria-label": "Din beslutning om beskeden" });
     form.appendChild(el("label", { "for": id + "-example" }, "Tekst til eksemplet (du må rette stavefejl)"));
     var example = el("input", { id: id + "-example", type: "text", maxlength: "500" });
     example.value = m.text;
@@ -221,6 +222,7 @@
       confirm = false;
       add.textContent = "Tilføj som eksempel";
       if (!picked) { say(choice.value ? "Vælg en af mulighederne på listen." : ""); return; }
+      choice.value = picked.label;  // an id typed by hand is shown as what it means
       request("POST", "/support/api/traener/check", { text: example.value, kind: picked.kind, target: picked.target })
         .then(function (r) {
           if (r.conflict) say("Kan ikke tilføjes: «" + r.text + "» " + r.skip + ".");
@@ -329,7 +331,11 @@
 
   function fmt(x) { return x === null || x === undefined ? "–" : x.toFixed(2).replace(".", ","); }
 
+  var ANSWERS = { none: "intet fundet", fallback: "«det forstod jeg ikke»", request: "en bestilling",
+    "forms:offered": "flere blanketter at vælge imellem", "faqs:offered": "flere regelsvar at vælge imellem" };
   function labelName(label) {
+    if (ANSWERS[label]) return ANSWERS[label];
+    if (label.indexOf("action:") === 0) return "et andet svar (" + label.slice(7) + ")";
     var parts = label.split(":");
     var kind = parts[0], id = parts.slice(1).join(":");
     var find = function (list) { for (var i = 0; i < list.length; i++) if (list[i].id === id) return list[i]; return null; };
@@ -473,8 +479,9 @@
         renderServing(s);
         if (s.in_service && s.running === s.in_service) {
           servingPoll = null;
-          $("activate-help").textContent = "Assistenten bruger nu " + s.in_service + ".";
-          loadComparison(false);
+          loadComparison(false).then(function () {
+            $("activate-help").textContent = "Den nye model er i drift. Assistenten bruger nu " + s.in_service + ".";
+          });
           return;
         }
         if (tries < 200) servingPoll = window.setTimeout(tick, 2000);
@@ -486,10 +493,10 @@
   $("rollback-form").addEventListener("submit", function (event) {
     event.preventDefault();
     request("POST", "/support/api/traener/rollback", { reason: $("rollback-reason").value }).then(function (r) {
-      $("serving-status").textContent = r.message;
+      $("rollback-status").textContent = r.message;
       $("rollback-reason").value = "";
       watchServing();
-    }, function (err) { $("serving-status").textContent = err.message; });
+    }, function (err) { $("rollback-status").textContent = err.message; });
   });
 
   // ---- edit --------------------------------------------------------------------------
@@ -530,7 +537,7 @@
       var box = $("edit-fields");
       box.textContent = "";
       data.fields.forEach(function (f) {
-        var fid = "edit-" + f.name;
+        var fid = "field-" + f.name;
         box.appendChild(el("label", { "for": fid }, f.label));
         var input;
         if (f.type === "select") {
