@@ -552,3 +552,17 @@ def test_the_comparison_judges_answers_as_the_leader_evaluation_does_and_lists_w
     assert diff["labels"][0]["change"] == 1.0
     first = evaluation.differences(figures([("a", True)]), None)
     assert first["better"] == [] and first["labels"][0]["old_f1"] is None
+
+
+def test_the_trainers_entries_stay_out_of_the_supporters_hand_over_log(settings):
+    async def scenario(client):
+        csrf, _ = await login(client, BO, BO_PASSWORD)
+        await post(client, csrf, "/support/api/traener/annotate", {"original": "noget sludder", "kind": "ignore"})
+        console = await (await client.get("/support/api/audit")).json()
+        bench = await (await client.get("/support/api/traener/audit")).json()
+        return console, bench
+
+    console, bench = run(settings, scenario)
+    assert [e["action"] for e in bench["entries"]] == ["annotate"]
+    assert "login" in [e["action"] for e in console["entries"]]
+    assert not any(e["action"].startswith("traener_") for e in console["entries"])

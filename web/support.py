@@ -530,8 +530,9 @@ async def api_close(request: web.Request, session: Session) -> web.Response:
 
 @requires_session
 async def api_audit(request: web.Request, session: Session) -> web.Response:
-    entries = await asyncio.to_thread(request.app[STORE].audit_entries, 50)
-    return web.json_response({"entries": [e.__dict__ for e in entries]})
+    entries = await asyncio.to_thread(request.app[STORE].audit_entries, 200)
+    # the trainers' entries (traener_*) are shown in their workbench, not in the hand-over log
+    return web.json_response({"entries": [e.__dict__ for e in entries if not e.action.startswith("traener_")][:50]})
 
 
 # --------------------------------------------------------------------------- app wiring
