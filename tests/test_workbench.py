@@ -43,9 +43,9 @@ from trainer.files import Conflict
 from trainer.project import Project
 from web import support_auth, workbench
 
-ANNA, ANNA_PASSWORD = "anna.berg", "annas-test-kodeord-1"
-BO, BO_PASSWORD = "bo.both", "bos-test-kodeord-12"
-SOFIE, SOFIE_PASSWORD = "sofie.lund", "sofies-test-kodeord"
+ANNA, ANNA_PASSWORD = "anna.berg", "annas-test-kodeord-1"  # pragma: allowlist secret (test-only)
+BO, BO_PASSWORD = "bo.both", "bos-test-kodeord-12"  # pragma: allowlist secret (test-only)
+SOFIE, SOFIE_PASSWORD = "sofie.lund", "sofies-test-kodeord"  # pragma: allowlist secret (test-only)
 
 
 @pytest.fixture
