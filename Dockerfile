@@ -85,7 +85,7 @@ CMD ["python", "scripts/action_server_app.py"]
 FROM rasa-base AS rasa
 COPY --from=model /app/models/ models/
 RUN useradd --system --uid 10001 --create-home af \
-    && mkdir -p var/shared logs \
+    && mkdir -p var/shared var/models logs \
     && chown -R af:af var logs
 USER af
 # Listen on all interfaces inside the container; the compose network / pod network decides who reaches it.

@@ -130,3 +130,14 @@ def test_the_app_image_holds_what_the_action_server_and_the_web_server_read():
     copied = set(re.findall(r"^COPY (?:--from=\S+ )?\S+?/? (\S+?)/?$", app_stage, re.M))
     assert {"actions", "web", "scripts", "profiles", "domain"} <= copied, copied
     assert "models" not in copied and "data" not in copied
+
+
+def test_every_rasa_replica_in_compose_follows_one_shared_model_store():
+    """Issue 15: an activated model reaches every replica (scripts/model_watch.py), so all of them
+    mount the same volume at the path AF_MODELS_DIR names."""
+    rasa = SERVICES["rasa"]
+    assert rasa["environment"]["AF_MODELS_DIR"] == "/app/var/models"
+    assert "models:/app/var/models" in rasa["volumes"] and "models" in COMPOSE["volumes"]
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    rasa_stage = dockerfile.split(" AS rasa\n", 1)[1]
+    assert "var/models" in rasa_stage  # the mount point exists and belongs to the image's user

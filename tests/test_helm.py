@@ -869,7 +869,9 @@ def test_every_process_that_uses_the_stores_shares_the_tracker_stores_postgresql
 
 
 def test_no_volume_for_the_outbox_or_the_hand_over_queue():
-    assert not [d for d in APP_DOCS if d["kind"] in ("PersistentVolumeClaim", "PersistentVolume")]
+    # The one claim is the shared model store, mounted by the Rasa replicas only.
+    claims = [d for d in APP_DOCS if d["kind"] in ("PersistentVolumeClaim", "PersistentVolume")]
+    assert [(d["kind"], d["metadata"]["name"]) for d in claims] == [("PersistentVolumeClaim", "af-models")]
     for name, workload in workloads().items():
         env = env_dict(workload["env"])
         assert not [v for v in SQLITE_STORE_VARIABLES if v in env], name
@@ -1125,3 +1127,15 @@ def test_our_manifests_are_valid_kubernetes(tmp_path):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_every_rasa_replica_mounts_the_shared_model_store_it_follows():
+    """Issue 15: make activate / rollback reach every replica: all of them read models/i-drift in one
+    ReadWriteMany volume (scripts/model_watch.py), at the path AF_MODELS_DIR names."""
+    (claim,) = [d for d in APP_DOCS if d["kind"] == "PersistentVolumeClaim" and d["metadata"]["name"] == "af-models"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    rasa = workloads()["rasa"]
+    (volume,) = [v for v in rasa["volumes"] if (v.get("persistentVolumeClaim") or {}).get("claimName") == "af-models"]
+    (mount,) = [m for m in rasa["mounts"] if m["name"] == volume["name"]]
+    assert env_dict(rasa["env"])["AF_MODELS_DIR"] == mount["mountPath"] == "/app/var/models"
+    assert not mount.get("readOnly")  # serving.py writes the pointer from any one replica
