@@ -566,3 +566,12 @@ def test_the_trainers_entries_stay_out_of_the_supporters_hand_over_log(settings)
     assert [e["action"] for e in bench["entries"]] == ["annotate"]
     assert "login" in [e["action"] for e in console["entries"]]
     assert not any(e["action"].startswith("traener_") for e in console["entries"])
+
+
+def test_a_rule_topic_is_checked_against_the_rule_catalogue(settings):
+    project = Project.for_settings(settings)
+    text = "hvor mange dage fri med løn når barnet er sygt"
+    right = annotate.check(project, text, "faq", "omsorgsdage")
+    assert right["intent"] == "ask_question" and right["warnings"] == []
+    wrong = annotate.check(project, text, "faq", "ferieloven")
+    assert any("finder ikke «Ferieloven" in w and "finder «Omsorgsdage»" in w for w in wrong["warnings"])
