@@ -340,6 +340,9 @@ def test_editing_a_form_checks_it_shows_a_preview_and_refuses_a_stale_copy(setti
                          {"fields": {**fields, "area": "kantine"}, "hash": loaded["hash"]})
         empty = await post(client, csrf, "/support/api/traener/edit/form/koersel",
                            {"fields": {**fields, "title": "  "}, "hash": loaded["hash"]})
+        link = await post(client, csrf, "/support/api/traener/edit/form/koersel",
+                          {"fields": {**fields, "url": "javascript:alert(1)"}, "hash": loaded["hash"]})
+        assert link.status == 400 and "Linket skal begynde" in (await link.json())["error"]
         preview = await post(client, csrf, "/support/api/traener/edit/form/koersel/preview",
                              {"fields": {**fields, "title": "Kørsel i egen bil"}})
         saved = await post(client, csrf, "/support/api/traener/edit/form/koersel",

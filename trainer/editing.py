@@ -416,6 +416,8 @@ def _planned(project: Project, kind: str, item_id: str, fields: Dict[str, Any]) 
     for key, label, shape in FIELDS[kind]:
         if shape != "list" and not str(new.get(key) or "").strip():
             raise TrainerError(f"Feltet «{label}» skal udfyldes.")
+    if "url" in new and new["url"] != old.get("url") and not str(new["url"]).startswith(("{intranet}/", "https://")):
+        raise TrainerError("Linket skal begynde med {intranet}/ (intranettets adresse) eller https://.")
     out, changed = _apply(lines, block, kind, new, old)
     new_text = "\n".join(out) + ("\n" if text.endswith("\n") else "")
     data, parsed = _validate_catalogue(project, kind, new_text, path)
