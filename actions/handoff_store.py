@@ -456,18 +456,21 @@ class HandoffStore:
 
     # -- console sessions and presence -------------------------------------------
     def create_session(self, sid_hash: str, username: str, display_name: str, csrf: str,
-                       expires_at: float, now: Optional[float] = None) -> None:
+                       expires_at: float, now: Optional[float] = None, present: bool = True) -> None:
+        """A console session. ``present``: it counts as a supporter on duty (not for a trainer
+        who only uses the workbench: leaders must not be queued for nobody)."""
         now = time.time() if now is None else now
         with self._db() as db:
             db.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
             db.execute(
                 "INSERT INTO sessions (sid_hash, username, display_name, csrf, created_at, expires_at, last_seen)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (sid_hash, username, display_name, csrf, now, expires_at, now),
+                (sid_hash, username, display_name, csrf, now, expires_at, now if present else 0.0),
             )
 
-    def touch_session(self, sid_hash: str, now: Optional[float] = None) -> Optional[Session]:
-        """The live session (and mark the supporter present), or None when unknown or expired."""
+    def touch_session(self, sid_hash: str, now: Optional[float] = None, present: bool = True) -> Optional[Session]:
+        """The live session (and, when ``present``, mark the supporter present), or None when
+        unknown or expired."""
         now = time.time() if now is None else now
         with self._db() as db:
             row = db.execute("SELECT * FROM sessions WHERE sid_hash = ?", (sid_hash,)).fetchone()
@@ -476,7 +479,8 @@ class HandoffStore:
             if row["expires_at"] <= now:
                 db.execute("DELETE FROM sessions WHERE sid_hash = ?", (sid_hash,))
                 return None
-            db.execute("UPDATE sessions SET last_seen = ? WHERE sid_hash = ?", (now, sid_hash))
+            if present:
+                db.execute("UPDATE sessions SET last_seen = ? WHERE sid_hash = ?", (now, sid_hash))
         return Session(row["username"], row["display_name"], row["csrf"], row["expires_at"])
 
     def delete_session(self, sid_hash: str) -> None:

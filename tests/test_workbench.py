@@ -578,3 +578,27 @@ def test_a_rule_topic_is_checked_against_the_rule_catalogue(settings):
     assert right["intent"] == "ask_question" and right["warnings"] == []
     wrong = annotate.check(project, text, "faq", "ferieloven")
     assert any("finder ikke «Ferieloven" in w and "finder «Omsorgsdage»" in w for w in wrong["warnings"])
+
+
+def test_a_trainer_in_the_workbench_is_not_a_supporter_on_duty(settings):
+    """Leaders are queued for a person only when a supporter is present: a trainer who only uses
+    the workbench must not count, or a leader would wait for nobody."""
+    from actions.handoff_store import duty_status, get_store
+    from actions.profile import load_profile
+
+    profile = load_profile(settings.profile_dir)
+
+    async def trainer(client):
+        await login(client, ANNA, ANNA_PASSWORD)  # trainer only
+        await client.get("/support/traener")
+        return duty_status(settings, profile, get_store(settings))
+
+    async def supporter(client):
+        await login(client, SOFIE, SOFIE_PASSWORD, ip="10.20.0.2")
+        await client.get("/support")
+        return duty_status(settings, profile, get_store(settings))
+
+    alone = run(settings, trainer)
+    with_supporter = run(settings, supporter)
+    assert (alone.on_duty, alone.reason) == (False, "nobody")
+    assert with_supporter.on_duty and with_supporter.present == (SOFIE,)

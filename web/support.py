@@ -152,7 +152,9 @@ def _unauthorised(request: web.Request) -> web.StreamResponse:
 
 
 def _live_session(store: HandoffStore, settings: Settings, sid: str) -> Optional[Session]:
-    session = store.touch_session(sid)
+    session = store.touch_session(sid, present=False)
+    if session is not None and support_auth.has_role(settings, session.username, "supporter"):
+        store.touch_session(sid)  # on duty: leaders may be queued for her
     if session is None or support_auth.is_supporter(settings, session.username):
         return session
     # removed from the supporters file: every session of hers ends now (and so does her presence)
@@ -417,7 +419,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         await asyncio.to_thread(store.audit, "login_failed", username[:64] or None)
         return refuse("Forkert brugernavn eller adgangskode.", 401)
     cookie, sid_hash, csrf, expires_at = support_auth.new_session_cookie(settings)
-    await asyncio.to_thread(store.create_session, sid_hash, supporter.username, supporter.name, csrf, expires_at)
+    await asyncio.to_thread(store.create_session, sid_hash, supporter.username, supporter.name, csrf, expires_at,
+                            None, supporter.has_role("supporter"))
     await asyncio.to_thread(store.audit, "login", supporter.username)
     response = web.HTTPSeeOther("/support")
     _set_cookie(response, request, settings, SESSION_COOKIE, cookie, settings.web_session_minutes * 60)
