@@ -287,6 +287,8 @@ class Settings:
     max_body_bytes: int
     # Rasa's REST channel (tests, integrations). Off in production unless configured.
     rest_channel_enabled: bool
+    # How many messages one leader may send per minute (per Rasa replica); 0 = no limit.
+    leader_messages_per_minute: int
     # Where each process logs: "file" (logs/<process>.log; make run) or "stdout" (containers),
     # as "text" or "json" lines. CPR numbers and secrets are masked either way.
     log_target: str
@@ -442,6 +444,7 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         max_message_length=_int(env, "AF_MAX_MESSAGE_LENGTH", 2000, 50, 100_000),
         max_body_bytes=_int(env, "AF_MAX_BODY_BYTES", 1024 * 1024, 4 * 1024, 10 * 1024 * 1024),
         rest_channel_enabled=_bool(env, "AF_REST_CHANNEL", dev),
+        leader_messages_per_minute=_int(env, "AF_LEADER_MESSAGES_PER_MINUTE", 0 if dev else 30, 0, 10_000),
         log_target=_str(env, "AF_LOG_TARGET", "file").lower(),
         log_format=_str(env, "AF_LOG_FORMAT", "text").lower(),
         models_dir=_path(env, "AF_MODELS_DIR", Path("models")),

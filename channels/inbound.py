@@ -53,6 +53,7 @@ BODY_TOO_LARGE_TEXT = (
     "Din besked er alt for lang til chatten, så jeg har ikke læst den. "
     "Skriv en kortere besked – gerne én ting ad gangen."
 )
+TOO_FAST_TEXT = "Du skriver meget hurtigt. Vent et øjeblik, og skriv så igen."
 REFUSAL_FOREIGN = (
     "Denne samtale hører til en anden. Genindlæs siden, så starter du en ny samtale."
 )

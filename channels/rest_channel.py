@@ -30,6 +30,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse, ResponseStream
 
+from actions.leader_rate import LeaderRate
 from actions.privacy import contains_cpr
 from actions.settings import Settings, get_settings
 from channels import conversation, inbound
@@ -54,6 +55,7 @@ class AfRestInput(RestInput):
 
     def __init__(self, settings: Optional[Settings] = None) -> None:
         self._settings = settings
+        self._rate: Optional[LeaderRate] = None
 
     @property
     def settings(self) -> Settings:
@@ -93,8 +95,12 @@ class AfRestInput(RestInput):
             prepared = inbound.prepare(body.get("message"), body.get("metadata"), settings)
             if prepared.refused:
                 return _reply(sender, prepared.refusal or inbound.REFUSAL_MISSING, 403)
-            state = await conversation.read(request.app, sender)
             email = prepared.identity.email if prepared.identity else None
+            if self._rate is None:
+                self._rate = LeaderRate(settings.leader_messages_per_minute)
+            if not self._rate.allow(email):
+                return _reply(sender, inbound.TOO_FAST_TEXT, 429)
+            state = await conversation.read(request.app, sender)
             if not conversation.may_use(state, email, settings.identity_required):
                 # Another leader's conversation (or, when identity is required, one that
                 # cannot be read): nothing is passed on, nothing of it is shown.

@@ -49,6 +49,7 @@ from socketio import AsyncManager, AsyncRedisManager, AsyncServer
 from socketio.exceptions import ConnectionRefusedError
 
 from actions.identity import IdentityError, verify_token
+from actions.leader_rate import LeaderRate
 from actions.settings import Settings, get_settings
 from channels import conversation, inbound
 
@@ -105,6 +106,7 @@ class AfSocketIOInput(SocketIOInput):
         self._app: Any = None
         self._sid_email: Dict[str, Optional[str]] = {}
         self._sid_session: Dict[str, str] = {}
+        self._rate: Optional[LeaderRate] = None
 
     @property
     def settings(self) -> Settings:
@@ -205,8 +207,13 @@ class AfSocketIOInput(SocketIOInput):
             if connected_as and prepared.identity and prepared.identity.email != connected_as:
                 await self._say(sio, sid, inbound.REFUSAL_INVALID)
                 return
-            state = await conversation.read(self._app, session_id)
             email = prepared.identity.email if prepared.identity else connected_as
+            if self._rate is None:
+                self._rate = LeaderRate(settings.leader_messages_per_minute)
+            if not self._rate.allow(email):
+                await self._say(sio, sid, inbound.TOO_FAST_TEXT)
+                return
+            state = await conversation.read(self._app, session_id)
             if not conversation.may_use(state, email, settings.identity_required):
                 logger.warning("socket.io-besked afvist: samtalen tilhører en anden")
                 await self._say(sio, sid, inbound.REFUSAL_FOREIGN)

@@ -127,3 +127,39 @@ def test_four_digits_after_a_masked_first_half_are_masked_too():
     assert mask_cpr_continuation("Hun har cpr " + CPR_MASK, "1234") == (CPR_MASK, 1)
     assert mask_cpr_continuation(CPR_MASK, "-1234 hedder hun") == (CPR_MASK + " hedder hun", 1)
     assert mask_cpr_continuation(CPR_MASK, "12345") == ("12345", 0)
+
+
+# -- flood limit per leader (issue 14) ------------------------------------------------
+def test_one_leader_may_send_a_human_pace_and_a_script_is_slowed_down():
+    from actions.leader_rate import LeaderRate
+
+    now = [1000.0]
+    rate = LeaderRate(30, clock=lambda: now[0])
+    assert all(rate.allow("mette@kk.dk") for _ in range(30))
+    assert not rate.allow("Mette@KK.dk")  # the 31st within a minute, however it is spelt
+    assert rate.allow("jonas@kk.dk")  # another leader is not held back
+    now[0] += 61
+    assert rate.allow("mette@kk.dk")  # a minute later she may go on
+    assert all(LeaderRate(0).allow("x@kk.dk") for _ in range(500))  # 0: no limit (development)
+
+
+def test_the_rest_channel_answers_a_too_fast_leader_in_danish(production_settings):
+    import json
+
+    from tests.production_env import sign_token
+
+    from dataclasses import replace
+
+    assert production_settings.leader_messages_per_minute == 30
+    handler = _rest_handler(replace(production_settings, rest_channel_enabled=True))  # an integration
+    token = sign_token({"name": "Mette Hansen", "email": METTE, "institution": "Valby Skole"}, production_settings)
+
+    def send():
+        body = {"sender": "s1", "message": "hej", "metadata": {"identity_token": token}}
+        request = SimpleNamespace(headers={}, json=body, args={}, app=SimpleNamespace())
+        return asyncio.run(handler(request))
+
+    statuses = [send().status for _ in range(30)]
+    assert 429 not in statuses
+    refused = send()
+    assert refused.status == 429 and json.loads(refused.body)[0]["text"] == inbound.TOO_FAST_TEXT
