@@ -141,7 +141,7 @@ class AfSocketIOInput(SocketIOInput):
             async_mode="sanic",
             cors_allowed_origins=[],
             client_manager=client_manager(settings),
-            # engine.io's default is 1 MB per packet; a chat message is a few hundred bytes
+            # the same limit as the REST channel (AF_MAX_BODY_BYTES, scripts/rasa_server.py)
             max_http_buffer_size=settings.max_body_bytes,
         )
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
