@@ -37,12 +37,14 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /app
 COPY locks/rasa-py310.txt locks/
 RUN pip install --require-hashes -r locks/rasa-py310.txt
+COPY af_core/ af_core/
 COPY actions/ actions/
 COPY channels/ channels/
 COPY nlu_components/ nlu_components/
 COPY web/ web/
 COPY servicenow_emulator/ servicenow_emulator/
 COPY scripts/ scripts/
+COPY trainer/ trainer/
 COPY profiles/ profiles/
 COPY domain/ domain/
 COPY data/ data/
@@ -64,10 +66,12 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /app
 COPY locks/app-py312.txt locks/
 RUN pip install --require-hashes -r locks/app-py312.txt
+COPY af_core/ af_core/
 COPY actions/ actions/
 COPY web/ web/
 COPY servicenow_emulator/ servicenow_emulator/
 COPY scripts/ scripts/
+COPY trainer/ trainer/
 COPY profiles/ profiles/
 # The responses (domain/*.yml): the web server reads the main menu from domain/basics.yml.
 COPY domain/ domain/
@@ -78,7 +82,7 @@ RUN useradd --system --uid 10001 --create-home af \
 USER af
 ENV AF_BIND_HOST=0.0.0.0
 EXPOSE 5055 8080
-# Default: the action server (rasa-sdk 3.21). Web pages: python -m web. Outbox: python -m actions.outbox.
+# Default: the action server (rasa-sdk 3.21). Web pages: python -m web. Outbox: python -m af_core.outbox.
 CMD ["python", "scripts/action_server_app.py"]
 
 # -- the Rasa server (default target): Python 3.10, Rasa 3.6, the model --

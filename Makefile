@@ -29,7 +29,7 @@ model: setup
 
 # The model in service (make activate / rollback), else the one for the current data.
 run: setup
-	@m="$$($(PY) scripts/serving.py path)"; [ -f "$$m" ] || m="$$($(PY) scripts/model.py ensure)"; \
+	@m="$$($(PY) -m trainer path)"; [ -f "$$m" ] || m="$$($(PY) scripts/model.py ensure)"; \
 	AF_MODE=$(AF_MODE) $(PY) scripts/run.py "$$m"
 
 test: model
@@ -40,34 +40,34 @@ validate: setup
 
 # The trainer's loop (docs/traening.md) and AF's follow-up figures.
 review: setup
-	@AF_MODE=$(AF_MODE) $(PY) scripts/review.py $(if $(DAYS),--days $(DAYS))
+	@AF_MODE=$(AF_MODE) $(PY) -m trainer review $(if $(DAYS),--days $(DAYS))
 
 add: setup
 	@test -n "$(FILE)" || { echo "Brug: make add FILE=review/til-gennemgang-ÅÅÅÅ-MM-DD.csv"; exit 2; }
-	@AF_MODE=$(AF_MODE) $(PY) scripts/add_examples.py "$(FILE)" $(if $(DRY),--dry-run)
+	@AF_MODE=$(AF_MODE) $(PY) -m trainer add "$(FILE)" $(if $(DRY),--dry-run)
 
 retrain: setup
-	@AF_MODE=$(AF_MODE) $(PY) scripts/retrain.py
+	@AF_MODE=$(AF_MODE) $(PY) -m trainer retrain
 
 activate: setup
-	@AF_MODE=$(AF_MODE) $(PY) scripts/serving.py activate $(if $(FORCE),--force)
+	@AF_MODE=$(AF_MODE) $(PY) -m trainer activate $(if $(FORCE),--force)
 
 rollback: setup
-	@AF_MODE=$(AF_MODE) $(PY) scripts/serving.py rollback
+	@AF_MODE=$(AF_MODE) $(PY) -m trainer rollback
 
 status: setup
-	@$(PY) scripts/serving.py status
+	@$(PY) -m trainer status
 
 report: setup
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "Brug: make report FROM=2026-11-01 TO=2026-11-30"; exit 2; }
-	@AF_MODE=$(AF_MODE) $(PY) scripts/report.py --from "$(FROM)" --to "$(TO)"
+	@AF_MODE=$(AF_MODE) $(PY) -m trainer report --from "$(FROM)" --to "$(TO)"
 
 # Speed and memory, measured against the demo bot (never part of make test; ~20 min).
 bench: setup
-	@$(PY) scripts/bench.py
+	@$(PY) -m devtools.bench
 
 purge: setup
-	@AF_MODE=$(AF_MODE) $(PY) -m scripts.purge $(ARGS)
+	@AF_MODE=$(AF_MODE) $(PY) -m trainer purge $(ARGS)
 
 clean:
 	rm -rf models results test-output var/nlu-eval var/nlu-split

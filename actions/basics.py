@@ -9,10 +9,9 @@ from rasa_sdk.events import ActionExecuted, EventType, FollowupAction, SessionSt
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.forms_lookup import dispatch_plan, plan_to_events
-from actions.identity import Identity, identity_from_metadata
-from actions.profile import get_profile
-from actions.second_chance import catalogue_hint
-
+from af_core.identity import Identity, identity_from_metadata
+from af_core.profile import get_profile
+from af_core.second_chance import catalogue_hint
 
 IDENTITY_SLOTS = ("leader_name", "leader_email", "leader_institution", "leader_unit")
 

@@ -28,10 +28,10 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions import danish_time
 from actions.contact_email import ContactEmailMixin, requester_email, typed_email_allowed
-from actions.profile import Profile, get_profile
-from actions.responses import render
+from af_core import danish_time
+from af_core.profile import Profile, get_profile
+from af_core.responses import render
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def phone_values(profile: Profile) -> Dict[str, str]:
 
 def _case_service():
     """The ServiceNow facade (a seam for tests)."""
-    from actions import case_service
+    from af_core import case_service
 
     return case_service
 

@@ -12,8 +12,8 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.request_dialogue import EMAIL_RE, find_email
-from actions.settings import get_settings
+from af_core.request_dialogue import EMAIL_RE, find_email
+from af_core.settings import get_settings
 
 STOP_INTENTS = frozenset({"cancel", "human_handoff", "restart", "case_status"})
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from actions.privacy import mask_cpr
-from actions.responses import render
-from actions.textnorm import fold
+from af_core.privacy import mask_cpr
+from af_core.responses import render
+from af_core.textnorm import fold
 
 RATINGS = (5, 4, 3, 2, 1)
 # A comment is invited after a rating this low (utter_rating_thanks_low).

@@ -5,7 +5,7 @@ vil gerne tale med et menneske", or the offer after repeated
 misunderstandings):
 
 * somebody on duty (opening hours and a supporter present in the console,
-  ``actions.handoff_store.duty_status``): the conversation is queued in the
+  ``af_core.handoff_store.duty_status``): the conversation is queued in the
   shared hand-over store, the leader hears their place in the queue, and the
   conversation is paused (``ConversationPaused``). While paused Rasa stores
   the leader's messages without answering; the supporter console reads them
@@ -35,11 +35,11 @@ from rasa_sdk.events import ConversationPaused, EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.forms_lookup import dispatch_plan, plan_to_events
-from actions.handoff_store import ACTIVE, duty_status, get_store
-from actions.profile import get_profile
-from actions.responses import render
-from actions.second_chance import handoff_guard
-from actions.settings import get_settings
+from af_core.handoff_store import ACTIVE, duty_status, get_store
+from af_core.profile import get_profile
+from af_core.responses import render
+from af_core.second_chance import handoff_guard
+from af_core.settings import get_settings
 
 TOPIC_MAX_CHARS = 200
 

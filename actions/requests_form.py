@@ -1,6 +1,6 @@
 """Ordering help or booking a meeting with AF: the ``request_form`` (rasa-sdk side).
 
-What the leader's words mean is decided in ``actions/request_dialogue.py`` (pure, no Rasa);
+What the leader's words mean is decided in ``af_core/request_dialogue.py`` (pure, no Rasa);
 this module reads the tracker into it and turns its outcome into events, and asks the form's
 questions. Every sentence is a domain response (domain/requests.yml); buttons built from the
 profile (topics, urgency, channels, time suggestions) carry labels from the profile or from
@@ -30,16 +30,19 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import danish_time, request_dialogue as rd
-from actions.af_calendar import closing_reason
 from actions.contact_email import requester_email, typed_email_allowed
 from actions.handoff import ActionHumanHandoff
-from actions.handoff_store import duty_status, get_store
-from actions.menu import main_menu
-from actions.profile import Profile, get_profile
-from actions.request_vocabulary import load_vocabulary
-from actions.responses import render
-from actions.settings import get_settings
+from af_core import danish_time, request_dialogue as rd
+from af_core.af_calendar import closing_reason
+from af_core.catalogue import load_faq_catalogue, load_form_catalogue
+from af_core.faq_replies import HINT_MIN_SCORE as FAQ_HINT_MIN_SCORE
+from af_core.form_replies import HINT_MIN_SCORE as FORM_HINT_MIN_SCORE
+from af_core.handoff_store import duty_status, get_store
+from af_core.menu import main_menu
+from af_core.profile import Profile, get_profile
+from af_core.request_vocabulary import load_vocabulary
+from af_core.responses import render
+from af_core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +73,9 @@ def infer_topic(text: str, profile: Profile) -> Optional[str]:
     kørselsgodtgørelse -> løn), with the catalogue hints' strict thresholds."""
     if not text or not text.strip():
         return None
-    from actions import faq, forms_lookup  # the catalogues, read once per change
-
     catalogues = (
-        (forms_lookup.load_form_catalogue(profile), forms_lookup.HINT_MIN_SCORE, "area"),
-        (faq.load_faq_catalogue(profile), faq.HINT_MIN_SCORE, "topic"),
+        (load_form_catalogue(profile), FORM_HINT_MIN_SCORE, "area"),
+        (load_faq_catalogue(profile), FAQ_HINT_MIN_SCORE, "topic"),
     )
     for catalogue, min_score, area_field in catalogues:
         decision = catalogue.search(text)
@@ -140,18 +141,16 @@ def returned_after_digression(tracker: Tracker) -> bool:
 def previous_answer(tracker: Tracker, profile: Profile) -> Tuple[Optional[str], Optional[str]]:
     """(topic, title) of the rule answer or form the assistant gave just before this message:
     "kan I ringe mig op om det" after the answer on omsorgsdage is about personale."""
-    from actions import faq, forms_lookup
-
     _, before = _events_since_latest_user(tracker)
     for event in reversed(before):
         if event.get("event") != "slot" or not event.get("value"):
             continue
         if event.get("name") == "faq_id":
-            topic = faq.load_faq_catalogue(profile).get(str(event["value"]))
+            topic = load_faq_catalogue(profile).get(str(event["value"]))
             if topic:
                 return topic.topic, topic.title
         if event.get("name") == "form_id":
-            form = forms_lookup.load_form_catalogue(profile).get(str(event["value"]))
+            form = load_form_catalogue(profile).get(str(event["value"]))
             if form:
                 return form.area, form.title
     # No answer just before, but the leader's previous message may have named the matter:
@@ -442,7 +441,7 @@ class ActionAskRequestConfirmed(Action):
 # ---------------------------------------------------------------------------
 def _case_service():
     """The ServiceNow facade (a seam for tests)."""
-    from actions import case_service
+    from af_core import case_service
 
     return case_service
 

@@ -10,7 +10,7 @@ after a restart:
 * ``offered`` - the buttons the bot's latest turn offered, so ``inbound.guard_payload`` can
   tell a button click from a payload typed by hand.
 * ``last_user_text`` - the leader's previous message, so a CPR number sent in two halves is
-  caught (``actions.privacy.mask_cpr_continuation``).
+  caught (``af_core.privacy.mask_cpr_continuation``).
 """
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ from typing import Any, Iterable, List, Mapping, Optional
 
 from rasa.shared.core.events import BotUttered, UserUttered
 
-from actions.identity import CLAIMS_METADATA_KEY as CLAIMS_KEY
-from actions.identity import METADATA_KEY
+from af_core.identity import CLAIMS_METADATA_KEY as CLAIMS_KEY, METADATA_KEY
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
 the tracker store, the logs and the actions:
 
 1. control characters (NUL etc.) are removed, newlines and tabs kept;
-2. CPR numbers are masked (``actions.privacy.mask_cpr``); the count goes into
+2. CPR numbers are masked (``af_core.privacy.mask_cpr``); the count goes into
    ``metadata["cpr_masked"]`` so the bot can tell the leader kindly;
 3. text over ``settings.max_message_length`` is cut to the limit and
    ``metadata["too_long"] = True``;
@@ -12,7 +12,7 @@ the tracker store, the logs and the actions:
    (defence in depth: the identity slots also have only custom mappings);
 5. the client's metadata is NOT passed on. Only what a *verified*
    ``identity_token`` says is: its claims and a hash of it
-   (``actions.identity.metadata_for``), never the token, which anyone who can read
+   (``af_core.identity.metadata_for``), never the token, which anyone who can read
    the tracker store could otherwise replay until it expires. When
    ``settings.identity_required`` and the token
    is missing, expired or wrongly signed, the message is refused with a polite
@@ -32,9 +32,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from actions.identity import METADATA_KEY, Identity, IdentityError, metadata_for, verify_token
-from actions.privacy import cpr_notice, mask_cpr, mask_cpr_continuation, mask_cpr_in, mask_cpr_start
-from actions.settings import Settings, get_settings
+from af_core.identity import METADATA_KEY, Identity, IdentityError, metadata_for, verify_token
+from af_core.privacy import cpr_notice, mask_cpr, mask_cpr_continuation, mask_cpr_in, mask_cpr_start
+from af_core.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse, ResponseStream
 
-from actions.leader_rate import LeaderRate
-from actions.privacy import contains_cpr
-from actions.settings import Settings, get_settings
+from af_core.leader_rate import LeaderRate
+from af_core.privacy import contains_cpr
+from af_core.settings import Settings, get_settings
 from channels import conversation, inbound
 
 logger = logging.getLogger(__name__)

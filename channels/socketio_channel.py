@@ -14,7 +14,7 @@ What differs from ``rasa.core.channels.socketio.SocketIOInput`` (Rasa 3.6):
   and Rasa 3.6 calls it without ``await``: the socket never joins the
   session's room and bot replies never arrive. We await it when it returns
   an awaitable, so both old and new python-socketio work (the venv has 5.18).
-* The signed identity token (``actions.identity``) is checked at connect
+* The signed identity token (``af_core.identity``) is checked at connect
   (socket.io ``auth: {"token": ...}``) and on every message
   (``customData.identity_token``). When ``identity_required`` a connection
   without a valid token is refused with a Danish message.
@@ -48,9 +48,9 @@ from sanic.response import HTTPResponse
 from socketio import AsyncManager, AsyncRedisManager, AsyncServer
 from socketio.exceptions import ConnectionRefusedError
 
-from actions.identity import IdentityError, verify_token
-from actions.leader_rate import LeaderRate
-from actions.settings import Settings, get_settings
+from af_core.identity import IdentityError, verify_token
+from af_core.leader_rate import LeaderRate
+from af_core.settings import Settings, get_settings
 from channels import conversation, inbound
 
 logger = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from actions.textnorm import edit_distance
+from af_core.textnorm import edit_distance
 
 VOCABULARY_FILE = "vocabulary.json"
 MIN_PART = 3  # shortest compound head we trust ("løn", "syg")

@@ -1,4 +1,4 @@
-"""The NLU component that applies the sentence shapes of ``actions.intent_shapes`` after DIET."""
+"""The NLU component that applies the sentence shapes of ``af_core.intent_shapes`` after DIET."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Text
@@ -10,7 +10,7 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from actions.intent_shapes import CONFIDENCE, decide, shapes  # noqa: F401  (shapes: for tests)
+from af_core.intent_shapes import CONFIDENCE, decide, shapes  # noqa: F401  (shapes: for tests)
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)

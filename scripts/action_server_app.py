@@ -22,9 +22,9 @@ from rasa_sdk.endpoint import create_app
 from scripts.logsetup import configure_logging
 
 try:  # the checked start (a configuration error stops the process in Danish)
-    from actions.settings import settings_at_start
-except ImportError:  # pragma: no cover - older actions/settings.py without it
-    from actions.settings import get_settings as settings_at_start
+    from af_core.settings import settings_at_start
+except ImportError:  # pragma: no cover - older af_core/settings.py without it
+    from af_core.settings import get_settings as settings_at_start
 
 
 def build_app(package: str = "actions") -> Any:

@@ -36,7 +36,7 @@ for lock in locks/dev-py310.txt locks/app-py312.txt locks/tools-py310.txt; do
   fi
   specs+=("$lock=$out/$name.json")
 done
-"$tools/bin/python" scripts/audit_report.py docs/accepted-risks.txt "${specs[@]}" | tee "$out/rapport.txt"
+"$tools/bin/python" devtools/audit_report.py docs/accepted-risks.txt "${specs[@]}" | tee "$out/rapport.txt"
 rc=${PIPESTATUS[0]}
 case $rc in
   0) exit 0 ;;

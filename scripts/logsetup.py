@@ -1,4 +1,4 @@
-"""Kept for the launchers that pass a log file: the logic is in actions/logsetup.py.
+"""Kept for the launchers that pass a log file: the logic is in af_core/logsetup.py.
 
 ``configure_logging(settings.log_dir / "rasa.log")`` logs as process "rasa" to the target the
 settings choose (the file, or standard output in containers).
@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from actions.logsetup import configure_logging as _configure
-from actions.settings import get_settings
+from af_core.logsetup import configure_logging as _configure
+from af_core.settings import get_settings
 
 
 def configure_logging(log_file: Path, level: int = logging.INFO) -> None:

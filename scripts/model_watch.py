@@ -1,6 +1,6 @@
 """Every Rasa replica serves the model in service: the one named in the shared pointer file.
 
-``make activate`` / ``make rollback`` (scripts/serving.py) write ``models/i-drift``. The models
+``make activate`` / ``make rollback`` (trainer/serving.py) write ``models/i-drift``. The models
 folder is the shared model store: the same folder for ``make run``, a shared volume for the
 replicas in Compose/Kubernetes (``AF_MODELS_DIR``). Each Rasa server checks the pointer every
 ``AF_MODEL_POLL_SECONDS`` and, when it names another model than the one loaded, loads that model
@@ -17,11 +17,11 @@ import logging
 from pathlib import Path
 from typing import Any, Optional
 
-from actions.settings import Settings
+from af_core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-POINTER = "i-drift"  # scripts/serving.py's name for it
+POINTER = "i-drift"  # trainer/serving.py's name for it
 
 
 def wanted_model(models_dir: Path) -> Optional[Path]:

@@ -3,12 +3,12 @@
     python scripts/rasa_replica.py [MODEL]
 
 Writes this replica's endpoints file (var/run/endpoints-<port>.yml, from
-actions/settings.py: AF_TRACKER_STORE=postgres, AF_LOCK_STORE=redis,
+af_core/settings.py: AF_TRACKER_STORE=postgres, AF_LOCK_STORE=redis,
 AF_ACTIONS_URL …) and runs scripts/rasa_server.py with it. Several replicas
 on one machine need only different AF_RASA_PORT (and AF_LOG_DIR, so their
 logs stay apart). The model defaults to the one for the current data
 (scripts/model.py path), else the newest under models/. Used by the Docker
-image, tests/test_scaled.py and scripts/bench.py.
+image, tests/test_scaled.py and devtools/bench.py.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from actions.settings import settings_at_start  # noqa: E402
+from af_core.settings import settings_at_start  # noqa: E402
 from scripts import model as model_lookup  # noqa: E402
 from scripts.run import write_endpoints  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Start the Rasa server with the settings from actions/settings.py.
+"""Start the Rasa server with the settings from af_core/settings.py.
 
 Started by scripts/run.py instead of `rasa run` so the API token is not
 visible on the command line and our log filter is installed first.
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from actions.settings import get_settings
+from af_core.settings import get_settings
 from scripts.logsetup import configure_logging
 
 
@@ -42,10 +42,9 @@ def main(model_path: str, endpoints_path: str) -> None:
     os.environ["SANIC_REQUEST_MAX_SIZE"] = str(settings.max_body_bytes)
     import rasa.api
 
-    from actions import rasa_http
+    from af_core import rasa_http
+    from af_core.privacy import route_structlog_through_logging
     from scripts import model_watch
-
-    from actions.privacy import route_structlog_through_logging
 
     route_structlog_through_logging(logging.INFO)
 
@@ -61,7 +60,7 @@ def main(model_path: str, endpoints_path: str) -> None:
         port=settings.rasa_port,
         cors=list(settings.allowed_origins),
         # No query-string token (it ends up in logs): callers send a short-lived bearer JWT
-        # signed with RASA_API_TOKEN (actions/rasa_http.py).
+        # signed with RASA_API_TOKEN (af_core/rasa_http.py).
         auth_token=None,
         jwt_secret=settings.rasa_api_token,
         jwt_method=rasa_http.ALGORITHM,

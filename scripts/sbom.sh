@@ -13,10 +13,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 describe() {  # NAME PYTHON LOCK
   local name=$1 py=$2 lock=$3
-  "$py" scripts/sbom_tools.py collect >"$tmp/$name.licences.json"
+  "$py" devtools/sbom_tools.py collect >"$tmp/$name.licences.json"
   "$tools/bin/cyclonedx-py" environment --output-reproducible --of JSON -o "$tmp/$name.raw.json" "$py" 2>"$tmp/$name.log" \
     || { cat "$tmp/$name.log" >&2; echo "FEJL: cyclonedx-py fejlede for $name" >&2; exit 1; }
-  "$tools/bin/python" scripts/sbom_tools.py finish "$tmp/$name.raw.json" "$lock" "$tmp/$name.licences.json" \
+  "$tools/bin/python" devtools/sbom_tools.py finish "$tmp/$name.raw.json" "$lock" "$tmp/$name.licences.json" \
     "af-assistenten-$name" "$out/af-assistenten-$name.cdx.json"
   cp "$tmp/$name.licences.json" "$out/af-assistenten-$name.licences.json"
   "$tools/bin/python" -c 'import sys
@@ -29,6 +29,6 @@ echo "== SBOM (CycloneDX) og licenser"
 describe rasa .venv/bin/python locks/rasa-py310.txt
 app=$(scripts/app_venv.sh)
 describe app "$app/bin/python" locks/app-py312.txt
-"$tools/bin/python" scripts/sbom_tools.py markdown docs/licenser.md \
+"$tools/bin/python" devtools/sbom_tools.py markdown docs/licenser.md \
   "rasa=locks/rasa-py310.txt=$out/af-assistenten-rasa.licences.json" \
   "app=locks/app-py312.txt=$out/af-assistenten-app.licences.json"

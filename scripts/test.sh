@@ -40,6 +40,6 @@ echo "== 3/4 Rasa test stories"
 $RASA test core --model "$model" --stories tests/stories --fail-on-prediction-errors --out results/stories --quiet
 
 echo "== 4/4 NLU evaluation on the held-out split, and form retrieval through the bot's own path"
-$PY scripts/nlu_eval.py
+$PY devtools/nlu_eval.py
 # (development mode: it reads only the profile; production would ask for every secret)
-AF_MODE=development $PY scripts/eval_forms.py --model "$model"
+AF_MODE=development $PY devtools/eval_forms.py --model "$model"

@@ -11,8 +11,8 @@ import logging
 import signal
 import sys
 
-from actions.logsetup import configure_logging
-from actions.settings import ConfigError, get_settings
+from af_core.logsetup import configure_logging
+from af_core.settings import ConfigError, get_settings
 from servicenow_emulator.server import EmulatorServer, credentials_from_settings
 
 

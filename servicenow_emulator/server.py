@@ -28,8 +28,8 @@ def credentials_from_settings(settings) -> Credentials:
     """
     import secrets
 
-    from actions import settings as settings_module
-    from actions.settings import ConfigError
+    from af_core import settings as settings_module
+    from af_core.settings import ConfigError
 
     basic = (settings.servicenow_username, settings.servicenow_password)
     oauth = (settings.servicenow_client_id, settings.servicenow_client_secret)

@@ -13,7 +13,7 @@ TABLE = "u_af_henvendelse"
 
 
 def dev_credentials() -> Credentials:
-    from actions import settings as s
+    from af_core import settings as s
 
     return Credentials(s.DEV_SERVICENOW_USERNAME, s.DEV_SERVICENOW_PASSWORD,
                        s.DEV_SERVICENOW_CLIENT_ID, s.DEV_SERVICENOW_CLIENT_SECRET)
@@ -26,7 +26,7 @@ def start_emulator(directory: Path, seed: Optional[int] = 1234) -> ThreadedEmula
 
 def test_settings(url: str, directory: Path, **overrides: str):
     """Settings for a test: development mode, the emulator at ``url``, files in ``directory``."""
-    from actions.settings import load_settings
+    from af_core.settings import load_settings
 
     env = {
         "AF_MODE": "development",

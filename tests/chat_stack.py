@@ -24,8 +24,8 @@ from typing import Dict, Iterator, List
 import pytest
 import requests
 
-from actions import rasa_http
-from actions.settings import DEV_IDENTITY_JWT_KEY, DEV_RASA_API_TOKEN
+from af_core import rasa_http
+from af_core.settings import DEV_IDENTITY_JWT_KEY, DEV_RASA_API_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = float(os.environ.get("AF_TEST_STACK_TIMEOUT", "240"))
@@ -128,7 +128,7 @@ def start_stack(tmp: Path) -> ChatStack:
     model = _model_path()
     # The endpoints file the same way `make run` writes it, for these settings.
     endpoints = subprocess.run(
-        [sys.executable, "-c", "from scripts.run import write_endpoints; from actions.settings import get_settings; "
+        [sys.executable, "-c", "from scripts.run import write_endpoints; from af_core.settings import get_settings; "
          "print(write_endpoints(get_settings()))"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
     ).stdout.strip()

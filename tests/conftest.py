@@ -23,9 +23,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from actions import rasa_http  # noqa: E402
-from actions.identity import issue_token  # noqa: E402
-from actions.settings import load_settings  # noqa: E402
+from af_core import rasa_http  # noqa: E402
+from af_core.identity import issue_token  # noqa: E402
+from af_core.settings import load_settings  # noqa: E402
 from tests.production_env import PRODUCTION_ENV  # noqa: E402
 
 # The code's default mode is production, which refuses to load without its secrets. Unless the
@@ -41,7 +41,7 @@ if os.environ.get("AF_MODE", "").strip().lower() in {"", "production"}:
 def _fresh_settings_after_each_test():
     """Settings are cached per process; a test that sets AF_MODE must not leak it."""
     yield
-    from actions.settings import get_settings
+    from af_core.settings import get_settings
 
     get_settings.cache_clear()
 
@@ -50,7 +50,7 @@ def _fresh_settings_after_each_test():
 def production_settings(monkeypatch):
     """This process in production mode (a login is required), with valid production values
     (tests/production_env.py; sign tokens for it with its ``sign_token``)."""
-    from actions.settings import get_settings
+    from af_core.settings import get_settings
     from tests.production_env import PRODUCTION_ENV
 
     for name in list(os.environ):

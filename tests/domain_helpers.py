@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 import yaml
 
-from actions.responses import message_buttons, message_values, render
+from af_core.responses import message_buttons, message_values, render
 
 ROOT = Path(__file__).resolve().parent.parent
 # Keys of a collected message that are not variables of its response.

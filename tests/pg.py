@@ -116,7 +116,7 @@ def _create() -> PgDatabase:
 
 
 def _drop(database: PgDatabase) -> None:
-    from actions.db import close_pools
+    from af_core.db import close_pools
 
     close_pools()
     admin_sql(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')

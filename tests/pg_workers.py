@@ -11,15 +11,15 @@ from typing import Dict, List, Sequence
 
 
 def _settings(env: Dict[str, str]):
-    from actions.settings import load_settings
+    from af_core.settings import load_settings
 
     return load_settings(env)
 
 
 def open_stores(env: Dict[str, str], barrier, results) -> None:
     """A server starting on an empty database: the hand-over store and the outbox make their tables."""
-    from actions.handoff_store import HandoffStore
-    from actions.outbox import Outbox
+    from af_core.handoff_store import HandoffStore
+    from af_core.outbox import Outbox
 
     settings = _settings(env)
     barrier.wait()
@@ -33,7 +33,7 @@ def open_stores(env: Dict[str, str], barrier, results) -> None:
 
 def take_all(env: Dict[str, str], supporter: str, ids: Sequence[int], barrier, results) -> None:
     """A web server whose supporter clicks "take" on every waiting chat, as fast as it can."""
-    from actions.handoff_store import get_store
+    from af_core.handoff_store import get_store
 
     store = get_store(_settings(env))
     barrier.wait()
@@ -43,7 +43,7 @@ def take_all(env: Dict[str, str], supporter: str, ids: Sequence[int], barrier, r
 
 def request_for_leaders(env: Dict[str, str], window: str, emails: Sequence[str], barrier, results) -> None:
     """An action server where each leader asks for a person in this window (conversation)."""
-    from actions.handoff_store import get_store
+    from af_core.handoff_store import get_store
 
     store = get_store(_settings(env))
     barrier.wait()
@@ -58,7 +58,7 @@ def request_for_leaders(env: Dict[str, str], window: str, emails: Sequence[str],
 
 def claim_time_outs(env: Dict[str, str], name: str, barrier, results) -> None:
     """A web server's time-out task."""
-    from actions.handoff_store import get_store
+    from af_core.handoff_store import get_store
 
     store = get_store(_settings(env))
     barrier.wait()
@@ -70,7 +70,7 @@ def claim_time_outs(env: Dict[str, str], name: str, barrier, results) -> None:
 
 def reserve_logins(env: Dict[str, str], name: str, phases: Sequence[Sequence[Dict]], barrier, results) -> None:
     """A web server receiving login attempts: each phase starts at the same moment in every process."""
-    from actions.handoff_store import get_store
+    from af_core.handoff_store import get_store
 
     store = get_store(_settings(env))
     outcome: List[List[str]] = []
@@ -88,9 +88,9 @@ def reserve_logins(env: Dict[str, str], name: str, phases: Sequence[Sequence[Dic
 
 
 def deliver(env: Dict[str, str], name: str, deadline: float, barrier, results) -> None:
-    """An outbox worker (``python -m actions.outbox``'s loop) on its own host, until nothing is pending."""
-    from actions.outbox import Outbox, deliver_due
-    from actions.servicenow_client import ServiceNowClient
+    """An outbox worker (``python -m af_core.outbox``'s loop) on its own host, until nothing is pending."""
+    from af_core.outbox import Outbox, deliver_due
+    from af_core.servicenow_client import ServiceNowClient
 
     settings = _settings(env)
     outbox = Outbox.for_settings(settings)
@@ -108,7 +108,7 @@ def deliver(env: Dict[str, str], name: str, deadline: float, barrier, results) -
 
 def submit_again(env: Dict[str, str], name: str, requests: Sequence[Dict], barrier, results) -> None:
     """An action server where leaders say "ja" to these requests (some of them already in the outbox)."""
-    from actions.case_service import CaseRequest, CaseService
+    from af_core.case_service import CaseRequest, CaseService
 
     service = CaseService(_settings(env))
     barrier.wait()

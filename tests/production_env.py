@@ -32,7 +32,7 @@ def production_env(**overrides: Optional[str]) -> Dict[str, str]:
 
 
 def production_settings(**overrides: Optional[str]):
-    from actions.settings import load_settings
+    from af_core.settings import load_settings
 
     return load_settings(production_env(**overrides))
 

@@ -21,10 +21,9 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import basics, case_service, case_status, faq, feedback, forms_lookup, handoff
-from actions import requests_form as rf
-from actions import responses
-from actions.profile import Profile, load_profile
+from actions import basics, case_status, faq, feedback, forms_lookup, handoff, requests_form as rf
+from af_core import case_service, responses
+from af_core.profile import Profile, load_profile
 from tests.domain_helpers import DOMAIN, MESSAGE_KEYS, ROOT
 
 PROFILE = load_profile(ROOT / "profiles" / "buf")
@@ -101,7 +100,7 @@ def _patched() -> Iterator[pytest.MonkeyPatch]:
                 mp.setattr(module, "get_profile", lambda: PROFILE)
         mp.setattr(rf, "now_local", lambda profile: NOW)
         mp.setenv("AF_MODE", "development")
-        from actions.settings import get_settings
+        from af_core.settings import get_settings
 
         get_settings.cache_clear()
         try:

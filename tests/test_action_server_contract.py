@@ -98,8 +98,8 @@ def rasa_side():
 
 
 def _token() -> str:
-    from actions.identity import issue_token
-    from actions.settings import load_settings
+    from af_core.identity import issue_token
+    from af_core.settings import load_settings
 
     return issue_token(LEADER, load_settings(_server_env()))
 
@@ -203,16 +203,16 @@ def test_web_server_and_outbox_run_on_the_app_runtime(app_python, tmp_path):
     finally:
         web.terminate()
         web.wait(timeout=10)
-    dead = subprocess.run([app_python, "-m", "actions.outbox", "--dead"], cwd=str(ROOT), env=env,
+    dead = subprocess.run([app_python, "-m", "af_core.outbox", "--dead"], cwd=str(ROOT), env=env,
                           capture_output=True, text=True, timeout=60)
     assert dead.returncode == 0, dead.stdout + dead.stderr
 
 
 def test_the_app_runtime_reaches_the_scaled_stores_in_postgresql(app_python, pg, tmp_path):
     """In the scaled deployment the action servers, web servers and the outbox keep the hand-over
-    queue and the outbox in PostgreSQL (actions/db.py): the app image must carry its driver."""
+    queue and the outbox in PostgreSQL (af_core/db.py): the app image must carry its driver."""
     env = _server_env(AF_LOG_DIR=str(tmp_path / "logs"), AF_VAR_DIR=str(tmp_path / "var"), **pg.env)
-    check = subprocess.run([app_python, "-m", "actions.outbox", "--check"], cwd=str(ROOT), env=env,
+    check = subprocess.run([app_python, "-m", "af_core.outbox", "--check"], cwd=str(ROOT), env=env,
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "af_outbox" in pg.tables()

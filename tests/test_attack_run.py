@@ -1,10 +1,10 @@
-"""The scripted insider attack (scripts/attack_run.py) against a running stack that requires a
+"""The scripted insider attack (devtools/attack_run.py) against a running stack that requires a
 login: identity downgrade, another leader's conversation, typed payload commands, 50 MB bodies,
 60 parallel wrong logins, CPR numbers in every shape - and then every store, log and the
 trainers' review sheet read back. Every check must hold (issue 14)."""
 from __future__ import annotations
 
-from scripts import attack_run
+from devtools import attack_run
 
 pytest_plugins = ["tests.chat_stack"]
 

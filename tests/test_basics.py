@@ -5,8 +5,8 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.basics import ActionHandleFallback, ActionSessionStart, consecutive_fallbacks
-from actions.identity import issue_token
-from actions.settings import get_settings
+from af_core.identity import issue_token
+from af_core.settings import get_settings
 from tests.domain_helpers import DOMAIN, shown, shown_buttons
 
 

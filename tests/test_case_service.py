@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from actions import case_service
-from actions.case_service import (
+from af_core import case_service
+from af_core.case_service import (
     CaseRequest,
     CaseService,
     CaseServiceUnavailable,
@@ -23,7 +23,7 @@ from actions.case_service import (
     set_service,
     submit_case,
 )
-from actions.outbox import deliver_due
+from af_core.outbox import deliver_due
 from servicenow_emulator.testing import Admin, start_emulator, test_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,7 +169,7 @@ def test_outbox_worker_process_delivers_and_stops_on_sigterm(emulator, admin, tm
         "AF_OUTBOX_PATH": str(down.outbox.path),
         "AF_OUTBOX_INTERVAL_SECONDS": "0.1",
     }
-    worker = subprocess.Popen([sys.executable, "-m", "actions.outbox"], cwd=str(ROOT), env=env,
+    worker = subprocess.Popen([sys.executable, "-m", "af_core.outbox"], cwd=str(ROOT), env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 20
@@ -257,8 +257,7 @@ def test_a_waiting_leader_is_answered_within_the_budget(emulator, admin, tmp_pat
 
 
 def test_production_without_servicenow_url_queues_instead_of_failing(tmp_path):
-    from actions.settings import load_settings
-
+    from af_core.settings import load_settings
     from tests.production_env import production_env
 
     settings = load_settings(production_env(AF_VAR_DIR=str(tmp_path), AF_OUTBOX_PATH=str(tmp_path / "outbox.sqlite3")))

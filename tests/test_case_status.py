@@ -7,10 +7,9 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import case_service as real
-from actions import case_status as cs
-from actions import requests_form as rf
-from actions.profile import load_profile
+from actions import case_status as cs, requests_form as rf
+from af_core import case_service as real
+from af_core.profile import load_profile
 from tests.domain_helpers import DOMAIN, all_shown
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +22,7 @@ def _case(number, updated="2026-11-30 08:00:00", state="2", label="Under behandl
 
 
 class FakeCases:
-    """Stands in for actions.case_service: Mette owns AFH0001001..; Jonas owns AFH0009999."""
+    """Stands in for af_core.case_service: Mette owns AFH0001001..; Jonas owns AFH0009999."""
 
     CaseServiceUnavailable = real.CaseServiceUnavailable
 
@@ -141,7 +140,7 @@ def test_servicenow_down_gives_a_clear_danish_message_with_the_phone(monkeypatch
 
 
 def test_without_verified_identity_the_typed_contact_email_is_used(monkeypatch):
-    from actions.settings import get_settings
+    from af_core.settings import get_settings
 
     monkeypatch.setenv("AF_MODE", "development")  # only where no login is required
     get_settings.cache_clear()
@@ -172,7 +171,7 @@ def test_no_email_at_all_says_so_without_calling_servicenow(monkeypatch):
 
 
 def test_status_form_asks_for_email_only_without_any_identity(monkeypatch):
-    from actions.settings import get_settings
+    from af_core.settings import get_settings
 
     monkeypatch.setenv("AF_MODE", "development")  # only where no login is required
     get_settings.cache_clear()

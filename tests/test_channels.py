@@ -17,9 +17,9 @@ import pytest
 import requests
 import socketio
 
-from actions import rasa_http
-from actions.identity import issue_token
-from actions.settings import load_settings
+from af_core import rasa_http
+from af_core.identity import issue_token
+from af_core.settings import load_settings
 from channels.inbound import REFUSAL_EXPIRED, REFUSAL_MISSING
 
 pytest_plugins = ["tests.chat_stack"]

@@ -22,10 +22,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import case_service
-from actions.handoff_store import ACTIVE, CLOSED, WAITING, HandoffStore, get_store
-from actions.profile import load_profile
-from actions.settings import DEV_SUPPORTER_PASSWORD, DEV_SUPPORTER_USERNAME, PROJECT_ROOT, load_settings
+from af_core import case_service
+from af_core.handoff_store import ACTIVE, CLOSED, WAITING, HandoffStore, get_store
+from af_core.profile import load_profile
+from af_core.settings import DEV_SUPPORTER_PASSWORD, DEV_SUPPORTER_USERNAME, PROJECT_ROOT, load_settings
 from tests.pg import backend, pg, pg_database  # noqa: F401 - fixtures
 from web import support, support_auth
 

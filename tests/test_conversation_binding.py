@@ -8,8 +8,8 @@ import pytest
 from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from actions.privacy import CPR_MASK, mask_cpr_continuation, mask_cpr_start
-from actions.settings import load_settings
+from af_core.privacy import CPR_MASK, mask_cpr_continuation, mask_cpr_start
+from af_core.settings import load_settings
 from channels import conversation, inbound
 from channels.rest_channel import REST_OFF_TEXT, AfRestInput
 
@@ -47,7 +47,7 @@ def test_the_first_verified_writer_owns_the_conversation_for_good():
 
 
 def test_conversations_stored_with_the_token_are_bound_too():
-    from actions.identity import issue_token
+    from af_core.identity import issue_token
 
     settings = load_settings({"AF_MODE": "development"})
     token = issue_token({"name": "Mette", "email": METTE, "institution": "Valby Skole"}, settings)
@@ -131,7 +131,7 @@ def test_four_digits_after_a_masked_first_half_are_masked_too():
 
 # -- flood limit per leader (issue 14) ------------------------------------------------
 def test_one_leader_may_send_a_human_pace_and_a_script_is_slowed_down():
-    from actions.leader_rate import LeaderRate
+    from af_core.leader_rate import LeaderRate
 
     now = [1000.0]
     rate = LeaderRate(30, clock=lambda: now[0])
@@ -145,10 +145,9 @@ def test_one_leader_may_send_a_human_pace_and_a_script_is_slowed_down():
 
 def test_the_rest_channel_answers_a_too_fast_leader_in_danish(production_settings):
     import json
+    from dataclasses import replace
 
     from tests.production_env import sign_token
-
-    from dataclasses import replace
 
     assert production_settings.leader_messages_per_minute == 30
     handler = _rest_handler(replace(production_settings, rest_channel_enabled=True))  # an integration

@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from actions.danish_time import (
+from af_core.danish_time import (
     check_preferred_time,
     describe_iso,
     normalise,

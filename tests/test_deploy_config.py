@@ -47,7 +47,7 @@ def test_no_secret_has_a_default_and_the_example_leaves_them_empty():
         uses = re.findall(r"\$\{" + name + r"([^}]*)\}", text)
         assert uses and all(use.startswith(":?") for use in uses), f"{name}: {uses}"
     # The identity key is a shared key OR the intranet's public key / JWKS: compose passes whichever
-    # .env has (never a default) and actions/settings.py refuses to start without one.
+    # .env has (never a default) and af_core/settings.py refuses to start without one.
     for name in ("AF_IDENTITY_JWT_KEY", "AF_IDENTITY_PUBLIC_KEY", "AF_IDENTITY_JWKS_URL"):
         assert all(use.startswith(":?") for use in re.findall(r"\$\{" + name + r"([^}]*)\}", text)), name
     example = _example()

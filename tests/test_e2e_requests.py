@@ -6,9 +6,9 @@ worker, Rasa server on free loopback ports, development mode.
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from actions import danish_time
-from actions.af_calendar import closing_reason
-from actions.profile import load_profile
+from af_core import danish_time
+from af_core.af_calendar import closing_reason
+from af_core.profile import load_profile
 from servicenow_emulator.testing import Admin
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts.eval_leaders import load_eval_set
-from scripts.textsim import cosine, ngrams, normalise
+from af_core.textsim import cosine, ngrams, normalise
+from devtools.eval_leaders import load_eval_set
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT / "tests" / "eval"

@@ -7,8 +7,10 @@ import shutil
 import pytest
 import yaml
 
-from actions.faq import ActionAnswerFaq, ActionFaqFeedback, load_faq_catalogue, plan_faq_reply, search_faq
-from actions.profile import ProfileError, get_profile, load_profile
+from actions.faq import ActionAnswerFaq, ActionFaqFeedback
+from af_core.catalogue import load_faq_catalogue, search_faq
+from af_core.faq_replies import plan_faq_reply
+from af_core.profile import ProfileError, get_profile, load_profile
 from tests.domain_helpers import plan_shown, shown, shown_buttons
 from tests.knowledge_helpers import run_action, sentences, slot_events, story_turns
 
@@ -189,7 +191,7 @@ def test_a_topic_with_an_unknown_follow_up_topic_is_refused(tmp_path, profile):
 
 
 def test_a_rule_answer_links_its_related_form(profile):
-    from actions.forms_lookup import load_form_catalogue
+    from af_core.catalogue import load_form_catalogue
 
     plan = plan_faq_reply("hvor mange uger barsel har en far ret til", None, profile)
     assert plan["faq_id"] == "barselsregler" and plan["related_forms"] == ["barsel"]

@@ -6,9 +6,11 @@ import shutil
 import pytest
 import yaml
 
-from actions import forms_lookup, textnorm
-from actions.forms_lookup import ActionFindForm, load_form_catalogue, plan_form_reply, search_forms
-from actions.profile import ProfileError, get_profile, load_profile
+from actions.forms_lookup import ActionFindForm
+from af_core import form_replies, textnorm
+from af_core.catalogue import load_form_catalogue, search_forms
+from af_core.form_replies import plan_form_reply
+from af_core.profile import ProfileError, get_profile, load_profile
 from tests.domain_helpers import plan_shown, shown, shown_buttons
 from tests.knowledge_helpers import run_action, slot_events, story_turns
 
@@ -255,11 +257,11 @@ def test_a_verb_is_not_dropped_because_it_looks_like_a_stopword_without_aeoeaa()
 
 
 def test_fallback_hint_only_for_a_clear_form(catalogue):
-    plan = forms_lookup.form_hint("en pædagog har lagt penge ud til blomster med sit private kort")
+    plan = form_replies.form_hint("en pædagog har lagt penge ud til blomster med sit private kort")
     assert plan["form_id"] == "udlaeg" and catalogue.get("udlaeg").url in plan_shown(plan)
-    assert forms_lookup.form_hint("hvad er klokken") is None
-    assert forms_lookup.form_hint("noget med løn") is None  # unsure: no guess in a fallback
-    assert forms_lookup.form_hint("/greet") is None
+    assert form_replies.form_hint("hvad er klokken") is None
+    assert form_replies.form_hint("noget med løn") is None  # unsure: no guess in a fallback
+    assert form_replies.form_hint("/greet") is None
 
 
 def test_stemming_from_many_threads_at_once_gives_the_same_stems():

@@ -23,9 +23,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import jwt
 import pytest
 import requests
-
-from actions import rasa_http
 import yaml
+
+from af_core import rasa_http
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_INPUTS = 2000

@@ -20,8 +20,8 @@ import pytest
 import requests
 import socketio
 
-from actions.handoff_store import HandoffStore
-from actions.settings import DEV_SUPPORTER_PASSWORD, DEV_SUPPORTER_USERNAME
+from af_core.handoff_store import HandoffStore
+from af_core.settings import DEV_SUPPORTER_PASSWORD, DEV_SUPPORTER_USERNAME
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("AF_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -269,7 +269,7 @@ def test_nobody_on_duty_the_bot_says_so_and_offers_a_case_or_meeting(stack):
 
 # ----------------------------------------------------------------------------------- (3) no session, no answer
 def console_routes() -> List[tuple]:
-    from actions.settings import load_settings
+    from af_core.settings import load_settings
     from web.app import create_app
 
     app = create_app(load_settings({"AF_MODE": "development", "AF_VAR_DIR": "/tmp/af-handoff-routes"}))

@@ -16,12 +16,21 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from actions.handoff_store import (ACTIVE, CLOSED, RETURNED, TIMED_OUT, WAITING, HandoffStore, duty_status,
-                                   within_opening_hours)
-from actions.profile import load_profile
-from actions.settings import DEV_SUPPORTER_PASSWORD, DEV_SUPPORTER_USERNAME, PROJECT_ROOT, load_settings
+from af_core import transcript
+from af_core.handoff_store import (
+    ACTIVE,
+    CLOSED,
+    RETURNED,
+    TIMED_OUT,
+    WAITING,
+    HandoffStore,
+    duty_status,
+    within_opening_hours,
+)
+from af_core.profile import load_profile
+from af_core.settings import DEV_SUPPORTER_PASSWORD, DEV_SUPPORTER_USERNAME, PROJECT_ROOT, load_settings
 from tests.pg import backend, pg, pg_database  # noqa: F401 - fixtures
-from web import support_auth, transcript
+from web import support_auth
 
 PROFILE = load_profile(PROJECT_ROOT / "profiles" / "buf")
 CPH = ZoneInfo("Europe/Copenhagen")
@@ -269,7 +278,7 @@ class FakeRasa:
 
 
 def test_a_resume_that_failed_is_retried_so_no_leader_stays_paused(tmp_path, store):
-    from web.handoff_flow import Flow, RESUME_RETRY_SECONDS
+    from web.handoff_flow import RESUME_RETRY_SECONDS, Flow
 
     api = FakeRasa()
     flow = Flow(settings_for(tmp_path), PROFILE, store, api)

@@ -88,14 +88,14 @@ KUBERNETES_VERSIONS = ("1.25.0", "1.37.0")  # the oldest and newest schemas kube
 SECRET_NAME = "af-secrets"
 # The label that tied the pods sharing the old SQLite volume af-shared to one node: gone for good.
 SHARED_LABEL = "af-assistenten/shared-volume"
-# The processes that open the outbox and the hand-over queue (actions/outbox.py, actions/handoff_store.py).
+# The processes that open the outbox and the hand-over queue (af_core/outbox.py, af_core/handoff_store.py).
 # The Rasa server opens neither (channels/ and scripts/rasa_*.py import none of them); its
 # AF_TRACKER_STORE/AF_POSTGRES_* settings are the tracker store's, which the stores must share.
 STORE_PROCESSES = ("actions", "web", "outbox")
 # The SQLite files of the one-host set-up; with AF_TRACKER_STORE=postgres they are not used.
 SQLITE_STORE_VARIABLES = ("AF_OUTBOX_PATH", "AF_HANDOFF_DB_PATH")
 # The outbox worker's health check (docker-compose.yml's too): exit 1 when its database cannot be reached.
-OUTBOX_CHECK = ["python", "-m", "actions.outbox", "--check"]
+OUTBOX_CHECK = ["python", "-m", "af_core.outbox", "--check"]
 
 # The defaults of rasa 1.17.8's values.yaml that the templates above decide on.
 RASA_CHART_DEFAULTS: Dict[str, Any] = {
@@ -590,7 +590,7 @@ def test_web_and_outbox_run_our_image_with_their_commands_probes_and_limits():
     found = workloads()
     web, outbox = found["web"], found["outbox"]
     assert web["command"] == ["python", "-m", "web"]
-    assert outbox["command"] == ["python", "-m", "actions.outbox"]
+    assert outbox["command"] == ["python", "-m", "af_core.outbox"]
     port = {p["name"]: p["containerPort"] for p in web["container"]["ports"]}
     assert port == {"http": 8080} and env_dict(web["env"])["AF_WEB_PORT"] == "8080"
     for probe in ("readinessProbe", "livenessProbe"):
@@ -618,7 +618,7 @@ def test_every_process_runs_our_image_at_a_fixed_tag():
 
 
 def test_secrets_come_only_from_the_secret_and_never_a_development_value():
-    from actions import settings as settings_module
+    from af_core import settings as settings_module
 
     development = {v for k, v in vars(settings_module).items() if k.startswith("DEV_") and isinstance(v, str)}
     for name, workload in workloads().items():
@@ -671,9 +671,9 @@ def pod_environment(name: str, variant: str) -> Dict[str, str]:
 @pytest.mark.parametrize("variant", sorted(SECRET_VARIANTS))
 @pytest.mark.parametrize("name", ["rasa", "actions", "web", "outbox"])
 def test_each_process_environment_is_a_valid_production_configuration(name, variant):
-    """actions/settings.py would start this process in production with these variables (the
+    """af_core/settings.py would start this process in production with these variables (the
     Secret's keys filled in with made-up values): nothing missing, nothing development-only."""
-    from actions.settings import ConfigError, load_settings, require_web_session_key
+    from af_core.settings import ConfigError, load_settings, require_web_session_key
 
     env = pod_environment(name, variant)
     try:
@@ -722,7 +722,7 @@ def _pins_to_one_node(workload: Dict[str, Any]) -> List[str]:
 
 
 def _postgres_outbox_supported() -> bool:
-    from actions import handoff_store, outbox
+    from af_core import handoff_store, outbox
 
     return hasattr(outbox.Outbox, "for_settings") and hasattr(handoff_store.HandoffStore, "for_settings")
 

@@ -22,8 +22,8 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from actions.identity import IdentityError, identity_from_metadata, issue_token, verify_token
-from actions.settings import ConfigError, load_settings
+from af_core.identity import IdentityError, identity_from_metadata, issue_token, verify_token
+from af_core.settings import ConfigError, load_settings
 from channels import inbound
 from tests.production_env import production_env, sign_token
 

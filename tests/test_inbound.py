@@ -1,6 +1,6 @@
 """What every channel does to a message before Rasa sees it (no server needed)."""
-from actions.privacy import CPR_MASK
-from actions.settings import load_settings
+from af_core.privacy import CPR_MASK
+from af_core.settings import load_settings
 from channels.inbound import prepare
 
 DEV = load_settings({"AF_MODE": "development", "AF_MAX_MESSAGE_LENGTH": "100"})

@@ -2,7 +2,7 @@
 
 The single messages of batch C and the multi-turn conversations of batch D go through the REST
 channel as verified demo leaders (each its own e-mail, so its cases can be found), and the cases
-are checked in the ServiceNow emulator (scripts/eval_leaders.py). C's conversations and all of
+are checked in the ServiceNow emulator (devtools/eval_leaders.py). C's conversations and all of
 A and B have been read to fix the assistant (development data); C's messages and D have not.
 The gates sit just under what was measured on their first run (docs/nlu.md): a change that makes
 the assistant understand leaders worse fails here.
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from actions.identity import issue_token
-from actions.settings import DEV_SERVICENOW_PASSWORD, DEV_SERVICENOW_USERNAME
-from scripts import eval_leaders
+from af_core.identity import issue_token
+from af_core.settings import DEV_SERVICENOW_PASSWORD, DEV_SERVICENOW_USERNAME
+from devtools import eval_leaders
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT / "tests" / "eval"

@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from actions.logsetup import configure_logging
-from actions.settings import load_settings
+from af_core.logsetup import configure_logging
+from af_core.settings import load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -30,10 +30,10 @@ def test_containers_get_json_lines_on_stdout_with_cpr_and_tokens_masked(tmp_path
     try:
         raise ValueError("cpr 0102031234 i en fejl")
     except ValueError:
-        logging.getLogger("actions.outbox").exception("Fejl for 01.02.03-1234")
+        logging.getLogger("af_core.outbox").exception("Fejl for 01.02.03-1234")
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [(l["level"], l["logger"], l["process"]) for l in lines] == [
-        ("WARNING", "web.support", "web"), ("ERROR", "actions.outbox", "web")]
+        ("WARNING", "web.support", "web"), ("ERROR", "af_core.outbox", "web")]
     text = out.getvalue()
     assert "1234" not in text and "hemmelig-vaerdi" not in text
     assert "[CPR-nummer fjernet]" in lines[0]["message"] and "ValueError" in lines[1]["exc"]
@@ -43,14 +43,14 @@ def test_containers_get_json_lines_on_stdout_with_cpr_and_tokens_masked(tmp_path
 def test_make_run_gets_one_text_file_per_process(tmp_path):
     settings = load_settings({"AF_MODE": "development", "AF_LOG_DIR": str(tmp_path)})
     handler = configure_logging(settings, "outbox")
-    logging.getLogger("actions.outbox").info("Leveret AFH0001234 for 0102031234")
+    logging.getLogger("af_core.outbox").info("Leveret AFH0001234 for 0102031234")
     handler.flush()
     text = (tmp_path / "outbox.log").read_text(encoding="utf-8")
-    assert "INFO actions.outbox: Leveret AFH0001234 for [CPR-nummer fjernet]" in text
+    assert "INFO af_core.outbox: Leveret AFH0001234 for [CPR-nummer fjernet]" in text
 
 
 def test_an_unknown_log_target_is_a_configuration_error():
-    from actions.settings import ConfigError
+    from af_core.settings import ConfigError
 
     with pytest.raises(ConfigError, match="AF_LOG_TARGET"):
         load_settings({"AF_MODE": "development", "AF_LOG_TARGET": "syslog"})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-from scripts import model_watch, serving
+from scripts import model_watch
+from trainer import serving
 
 
 class _Processor:

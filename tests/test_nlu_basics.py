@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts import compare_pipelines, nlu_eval
-from scripts.nlu_eval import Prediction
+from devtools import compare_pipelines, nlu_eval
+from devtools.nlu_eval import Prediction
 
 ROOT = Path(__file__).resolve().parent.parent
 BASIC_INTENTS = {

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from af_core.intent_shapes import decide, shapes
 from nlu_components.danish_tokenizer import Normaliser, restorations
-from actions.intent_shapes import decide, shapes
 
 KNOWN = {"ændring": 3, "ønsker": 4, "medhjælper": 2, "barsel": 5, "blanket": 9, "teams": 4, "møde": 7,
          "lønseddel": 2, "spørgsmål": 3, "fratrædelse": 4, "løn": 9, "vikar": 6}

@@ -2,7 +2,7 @@
 
 Secrets come only from the environment (or files named by it). The only
 secret-looking values allowed in the repository are the documented
-development defaults in actions/settings.py (the DEV_* constants, refused in
+development defaults in af_core/settings.py (the DEV_* constants, refused in
 production mode), obvious placeholders, and values that say they are fake
 (``test``, ``fake``, ``dummy``, ``eksempel``, ...).
 
@@ -25,7 +25,7 @@ from typing import Iterable, List, Optional, Set
 
 import pytest
 
-from actions import settings as settings_module
+from af_core import settings as settings_module
 
 ROOT = Path(__file__).resolve().parent.parent
 ALLOW_MARKER = "pragma: allowlist" + " secret"
@@ -192,7 +192,7 @@ def test_repository_has_no_committed_secrets():
 
 
 def test_development_defaults_exist_and_are_marked_as_development():
-    assert DEV_DEFAULTS, "actions/settings.py skal have DEV_*-standardværdier"
+    assert DEV_DEFAULTS, "af_core/settings.py skal have DEV_*-standardværdier"
     for value in DEV_DEFAULTS:
         assert _FAKE_WORDS_RE.search(value) or value.startswith("af."), value
 
@@ -237,7 +237,7 @@ def test_scanner_finds_secrets(path, text):
 @pytest.mark.parametrize(
     "path,text",
     [
-        ("actions/settings.py", f'DEV_SERVICENOW_PASSWORD = "{settings_module.DEV_SERVICENOW_PASSWORD}"'),
+        ("af_core/settings.py", f'DEV_SERVICENOW_PASSWORD = "{settings_module.DEV_SERVICENOW_PASSWORD}"'),
         ("README.md", f"SERVICENOW_PASSWORD={settings_module.DEV_SERVICENOW_PASSWORD} (kun udvikling)"),
         ("README.md", "export SERVICENOW_PASSWORD=<adgangskoden>"),
         ("README.md", "SERVICENOW_PASSWORD_FILE=/run/secrets/servicenow"),

@@ -3,7 +3,7 @@
 1. A lost action reply plus a second "ja" never gives two cases, also when ServiceNow has
    no unique index on correlation_id: the leader gets the same case number.
 2. A request ServiceNow rejects (400 and other permanent 4xx) is not retried forever: it is
-   kept as a dead letter that AF can see (log, `python -m actions.outbox --dead`, the report).
+   kept as a dead letter that AF can see (log, `python -m af_core.outbox --dead`, the report).
 3. Retry-After is honoured in both forms, with a cap; retries never run past a deadline, and
    the leader gets an answer within a few seconds.
 4. Case numbers and correlation ids are matched in full, with ASCII digits only.
@@ -30,12 +30,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from actions import case_service
-from actions import outbox as outbox_module
-from actions import servicenow_client as sn
-from actions.case_service import CaseRequest, CaseService
-from actions.outbox import Outbox, deliver_due
-from actions.servicenow_client import InvalidQueryValue, ServiceNowClient
+from af_core import case_service, outbox as outbox_module, servicenow_client as sn
+from af_core.case_service import CaseRequest, CaseService
+from af_core.outbox import Outbox, deliver_due
+from af_core.servicenow_client import InvalidQueryValue, ServiceNowClient
 from servicenow_emulator.testing import Admin, start_emulator, test_settings
 from tests.pg import backend, pg, pg_database  # noqa: F401 - fixtures
 
@@ -171,7 +169,7 @@ def fake():
 
 @pytest.fixture
 def own_logging():
-    """The outbox command installs its process's log handler (actions.logsetup); put pytest's back."""
+    """The outbox command installs its process's log handler (af_core.logsetup); put pytest's back."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     yield
@@ -345,7 +343,7 @@ def test_af_marks_a_dead_letter_it_registered_by_hand(fake, tmp_path, backend, o
 
 
 def test_the_follow_up_report_counts_and_lists_dead_letters(fake, tmp_path, backend):
-    from scripts import report
+    from trainer import report
 
     settings = test_settings(fake.url, tmp_path, **backend.env)
     service = CaseService(settings)
@@ -362,7 +360,7 @@ def test_the_follow_up_report_counts_and_lists_dead_letters(fake, tmp_path, back
 
 
 def test_the_report_does_not_create_a_missing_outbox(tmp_path):
-    from scripts import report
+    from trainer import report
 
     figures = report.outbox_figures(tmp_path / "none.sqlite3", ZONE)
     assert figures == {"pending": 0, "dead": 0, "dead_letters": []}
@@ -370,7 +368,7 @@ def test_the_report_does_not_create_a_missing_outbox(tmp_path):
 
 
 def test_the_report_does_not_create_a_missing_outbox_in_postgres(pg, tmp_path):
-    from scripts import report
+    from trainer import report
 
     pg.drop_table("af_outbox")
     figures = report.outbox_figures(test_settings("http://127.0.0.1:9", tmp_path, **pg.env), ZONE)
@@ -381,7 +379,7 @@ def test_the_report_does_not_create_a_missing_outbox_in_postgres(pg, tmp_path):
 def _empty_report() -> Dict[str, Any]:
     import datetime as dt
 
-    from scripts import report
+    from trainer import report
 
     day = dt.date(2026, 11, 1)
     return report.compute([], day, day, ZONE)

@@ -33,11 +33,11 @@ from typing import Any, Callable, Dict, List, Sequence
 
 import pytest
 
-from actions import servicenow_client as sn
-from actions.case_service import CaseService, correlation_display
-from actions.handoff_store import ACTIVE, HandoffStore, LoginLimits
-from actions.outbox import DELIVERED, Outbox, deliver_due
-from actions.settings import load_settings
+from af_core import servicenow_client as sn
+from af_core.case_service import CaseService, correlation_display
+from af_core.handoff_store import ACTIVE, HandoffStore, LoginLimits
+from af_core.outbox import DELIVERED, Outbox, deliver_due
+from af_core.settings import load_settings
 from tests import pg_workers
 from tests.pg import new_database, pg, pg_database  # noqa: F401 - fixtures
 from tests.test_outbox_edges import FakeServiceNow, help_request, own_logging  # noqa: F401 - fixture
@@ -209,7 +209,7 @@ def test_servers_starting_at_once_on_an_empty_database_all_create_the_schema(tmp
 
 # ------------------------------------------------------------------------------ moving to the scaled set-up
 def test_requests_left_in_a_sqlite_outbox_are_moved_to_postgres_once(pg, tmp_path, capsys, own_logging):
-    from actions import outbox as outbox_module
+    from af_core import outbox as outbox_module
 
     old_file = tmp_path / "single-host" / "outbox.sqlite3"
     single = Outbox(old_file)
@@ -236,7 +236,7 @@ def test_requests_left_in_a_sqlite_outbox_are_moved_to_postgres_once(pg, tmp_pat
 
 
 def test_the_health_check_fails_in_danish_when_postgres_cannot_be_reached(tmp_path, capsys, own_logging):
-    from actions import outbox as outbox_module
+    from af_core import outbox as outbox_module
 
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))  # a port nobody listens on
@@ -256,7 +256,7 @@ def test_an_image_without_the_postgres_driver_says_so_instead_of_using_sqlite(tm
                                                                               own_logging):
     import builtins
 
-    from actions import outbox as outbox_module
+    from af_core import outbox as outbox_module
 
     real_import = builtins.__import__
 

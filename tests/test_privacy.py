@@ -1,4 +1,4 @@
-"""CPR detection and masking (actions/privacy.py)."""
+"""CPR detection and masking (af_core/privacy.py)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from actions.privacy import (
+from af_core.privacy import (
     CPR_MASK,
     CprLogFilter,
     contains_cpr,
@@ -331,7 +331,7 @@ def test_install_log_filter_masks_records_of_every_logger_in_a_fresh_process(tmp
     code = f"""
 import logging, sys
 sys.path.insert(0, {str(__import__('pathlib').Path(__file__).resolve().parent.parent)!r})
-from actions.privacy import install_log_filter
+from af_core.privacy import install_log_filter
 install_log_filter()
 install_log_filter()
 logging.basicConfig(filename={str(log_file)!r}, level=logging.DEBUG)
@@ -368,7 +368,7 @@ import logging, sys
 sys.path.insert(0, {str(__import__('pathlib').Path(__file__).resolve().parent.parent)!r})
 import structlog
 early = structlog.get_logger()  # like Rasa's module-level loggers, created before configuration
-from actions.privacy import install_log_filter, route_structlog_through_logging
+from af_core.privacy import install_log_filter, route_structlog_through_logging
 install_log_filter()
 logging.basicConfig(filename={str(log_file)!r}, level=logging.INFO)
 assert route_structlog_through_logging(logging.INFO)
@@ -384,7 +384,7 @@ early.info("processor.info", text="cpr 0102031234 her")
 
 
 def test_notice_for_the_leader_is_danish_and_counts():
-    from actions.privacy import cpr_notice
+    from af_core.privacy import cpr_notice
 
     assert cpr_notice(0) == ""
     one = cpr_notice(1)
@@ -393,9 +393,10 @@ def test_notice_for_the_leader_is_danish_and_counts():
     assert not contains_cpr(one)
 
 
+import unicodedata  # noqa: E402
+
 # --------------------------------------------------------------------------- property-based (Hypothesis)
 from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
-import unicodedata  # noqa: E402
 
 INVISIBLE = ["\u200b", "\u00ad", "\u200c", "\u200d", "\u2060", "\ufeff"]
 SPACES = [" ", "\u00a0", "\u2009", "\u2007", "\u3000", "\u202f", "\n"]

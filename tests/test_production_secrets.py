@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from actions import settings as settings_module
-from actions.settings import ConfigError, load_settings
+from af_core import settings as settings_module
+from af_core.settings import ConfigError, load_settings
 from servicenow_emulator.server import ThreadedEmulator, credentials_from_settings
 from tests.production_env import production_env
 
@@ -48,7 +48,7 @@ SERVERS = {
     "action-server-image": ["scripts/action_server_app.py"],
     "rasa-replica": ["scripts/rasa_replica.py", "findes-ikke.tar.gz"],
     "web": ["-m", "web"],
-    "outbox": ["-m", "actions.outbox"],
+    "outbox": ["-m", "af_core.outbox"],
     "emulator": ["-m", "servicenow_emulator"],
     "make-run": ["scripts/run.py", "findes-ikke.tar.gz"],
 }

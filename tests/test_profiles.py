@@ -12,15 +12,13 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import case_status as cs
-from actions import danish_time
-from actions import requests_form as rf
+from actions import case_status as cs, requests_form as rf
+from af_core import danish_time
+from af_core.case_service import CaseRequest, CaseService
+from af_core.catalogue import load_faq_catalogue, load_form_catalogue, search_faq, search_forms
+from af_core.profile import load_profile
+from af_core.settings import load_settings
 from tests.test_requests_form import DOMAIN
-from actions.case_service import CaseRequest, CaseService
-from actions.faq import load_faq_catalogue, search_faq
-from actions.forms_lookup import load_form_catalogue, search_forms
-from actions.profile import load_profile
-from actions.settings import load_settings
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=ZoneInfo("Europe/Copenhagen"))  # a Monday
 

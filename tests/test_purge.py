@@ -1,4 +1,4 @@
-"""Retention: scripts/purge.py deletes exactly the conversations whose last event is too old.
+"""Retention: trainer/purge.py deletes exactly the conversations whose last event is too old.
 
 The outbox and hand-over parts run on both store backends: the SQLite files and PostgreSQL
 (the scaled deployment, tests/pg.py; skipped with the reason when PostgreSQL is not there)."""
@@ -12,9 +12,9 @@ import warnings
 
 import pytest
 
-from actions.settings import load_settings
-from scripts import purge
+from af_core.settings import load_settings
 from tests.pg import backend, pg, pg_database  # noqa: F401 - fixtures
+from trainer import purge
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -181,7 +181,7 @@ def _outbox_rows(outbox):
 
 
 def test_outbox_receipts_older_than_the_limit_go_and_undelivered_orders_stay(tmp_path, capsys, backend):
-    from actions.outbox import Outbox
+    from af_core.outbox import Outbox
 
     settings = _settings(tmp_path, AF_TRACKER_DB_PATH=str(tmp_path / "none.db"), **backend.env)
     outbox = Outbox.for_settings(settings)
@@ -213,7 +213,7 @@ def test_missing_outbox_is_not_created(tmp_path):
 
 
 def test_missing_stores_are_not_created_in_postgres(tmp_path, pg):
-    from actions.handoff_store import HandoffStore
+    from af_core.handoff_store import HandoffStore
 
     settings = _settings(tmp_path, **pg.env)
     pg.drop_table("af_outbox")
@@ -228,7 +228,7 @@ def test_missing_stores_are_not_created_in_postgres(tmp_path, pg):
 
 
 def test_ended_handoffs_past_the_limit_go_and_waiting_leaders_stay(tmp_path, capsys, backend):
-    from actions.handoff_store import CLOSED, get_store
+    from af_core.handoff_store import CLOSED, get_store
 
     settings = _settings(tmp_path, AF_TRACKER_DB_PATH=str(tmp_path / "none.db"), **backend.env)
     store = get_store(settings)

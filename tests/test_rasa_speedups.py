@@ -10,7 +10,7 @@ import pytest
 from jsonschema import ValidationError
 from rasa.core.actions.action import RemoteAction
 
-from actions.settings import PROJECT_ROOT as ROOT
+from af_core.settings import PROJECT_ROOT as ROOT
 from scripts import rasa_speedups
 
 GOOD = {"events": [{"event": "slot", "name": "topic", "value": "loen"}],

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from actions.settings import load_settings
+from af_core.settings import load_settings
 from scripts.run import readiness_problem
 
 

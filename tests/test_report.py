@@ -12,10 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scripts import conversations as conv_mod
-from scripts import report
 from tests.pg import pg, pg_database  # noqa: F401 - fixtures
 from tests.tracker_builder import Conv, write_store
+from trainer import conversations as conv_mod, report
 
 ZONE = ZoneInfo("Europe/Copenhagen")
 FIRST, LAST = dt.date(2026, 11, 1), dt.date(2026, 11, 3)
@@ -139,8 +138,8 @@ def test_empty_period_gives_zeroes(store):
 def test_the_command_reads_the_outbox_in_postgres_in_the_scaled_deployment(store, tmp_path, monkeypatch, capsys, pg):
     """With AF_TRACKER_STORE=postgres the outbox is af_outbox in PostgreSQL (tests/pg.py): the report
     counts its dead letters there, not in a SQLite file."""
-    from actions import settings as settings_module
-    from actions.outbox import Outbox
+    from af_core import settings as settings_module
+    from af_core.outbox import Outbox
 
     settings = settings_module.load_settings({"AF_MODE": "development", "AF_VAR_DIR": str(tmp_path / "var"), **pg.env})
     monkeypatch.setattr(settings_module, "get_settings", lambda: settings)
@@ -159,8 +158,7 @@ def test_the_command_reads_the_outbox_in_postgres_in_the_scaled_deployment(store
 def test_the_report_is_written_when_the_outbox_in_postgres_cannot_be_opened(store, tmp_path, monkeypatch, capsys):
     """The conversation figures do not depend on the outbox: an outbox that cannot be opened (here:
     an image without the PostgreSQL driver) is a warning, not a failed report."""
-    from actions import db
-    from actions import settings as settings_module
+    from af_core import db, settings as settings_module
 
     settings = settings_module.load_settings({"AF_MODE": "development", "AF_VAR_DIR": str(tmp_path / "var"),
                                               "AF_TRACKER_STORE": "postgres"})

@@ -1,6 +1,6 @@
 """The request form's understanding, turn by turn, the way leaders write (no Rasa needed).
 
-Each test plays a conversation through ``actions.request_dialogue.interpret`` with the BUF
+Each test plays a conversation through ``af_core.request_dialogue.interpret`` with the BUF
 profile's vocabulary and catalogues, and checks what a leader would notice: which question
 comes next, what the summary will hold, and that nothing is asked more than twice.
 """
@@ -13,11 +13,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from actions import request_dialogue as rd
-from actions.af_calendar import closing_reason
-from actions.profile import load_profile
-from actions.request_vocabulary import load_vocabulary
 from actions.requests_form import infer_topic
+from af_core import request_dialogue as rd
+from af_core.af_calendar import closing_reason
+from af_core.profile import load_profile
+from af_core.request_vocabulary import load_vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = load_profile(ROOT / "profiles" / "buf")

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from actions.profile import load_profile
-from actions.request_vocabulary import VocabularyError, load_vocabulary, parse_vocabulary
+from af_core.profile import load_profile
+from af_core.request_vocabulary import VocabularyError, load_vocabulary, parse_vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = sorted(p.parent for p in (ROOT / "profiles").glob("*/vocabulary.yml"))

@@ -17,10 +17,10 @@ import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import case_service as real_case_service
 from actions import requests_form as rf
-from actions.profile import load_profile
-from actions.responses import render
+from af_core import case_service as real_case_service
+from af_core.profile import load_profile
+from af_core.responses import render
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = load_profile(ROOT / "profiles" / "buf")
@@ -54,7 +54,7 @@ def shown(message: Dict[str, Any]) -> str:
 
 
 class FakeCaseService:
-    """Stands in for actions.case_service; records what would have been created."""
+    """Stands in for af_core.case_service; records what would have been created."""
 
     CaseRequest = real_case_service.CaseRequest
     SubmitResult = real_case_service.SubmitResult
@@ -315,7 +315,7 @@ def test_a_failing_facade_gives_the_phone_number_instead_of_a_crash(monkeypatch)
 
 
 def test_development_leader_uses_the_typed_contact_email_marked_as_unverified(monkeypatch):
-    from actions.settings import get_settings
+    from af_core.settings import get_settings
 
     monkeypatch.setenv("AF_MODE", "development")  # only where no login is required
     get_settings.cache_clear()
@@ -330,7 +330,7 @@ def test_development_leader_uses_the_typed_contact_email_marked_as_unverified(mo
 @pytest.fixture
 def handoff_settings(monkeypatch, tmp_path):
     """This process's settings, with the hand-over queue in a temporary folder."""
-    from actions.settings import get_settings
+    from af_core.settings import get_settings
 
     monkeypatch.setenv("AF_MODE", "development")
     monkeypatch.setenv("AF_VAR_DIR", str(tmp_path))
@@ -342,7 +342,7 @@ def handoff_settings(monkeypatch, tmp_path):
 def test_asking_for_a_person_mid_form_with_a_supporter_on_duty_hands_the_chat_over(handoff_settings):
     import time
 
-    from actions.handoff_store import get_store
+    from af_core.handoff_store import get_store
 
     store = get_store(handoff_settings)
     store.create_session("hash-1", "sofie", "Sofie Lund", "csrf", expires_at=time.time() + 600)

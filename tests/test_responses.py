@@ -25,12 +25,13 @@ import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.responses import placeholders, render
+from af_core.responses import placeholders, render
 from tests import response_paths
 from tests.domain_helpers import DOMAIN, ROOT, load_domain, variation
 
 ACTIONS = ROOT / "actions"
-MODULES = sorted(ACTIONS.glob("*.py"))
+# The actions and the core modules they speak through (the reply plans, the request dialogue).
+MODULES = sorted(ACTIONS.glob("*.py")) + sorted((ROOT / "af_core").glob("*.py"))
 
 # Modules that never speak to a leader: they are not scanned (their strings are log lines, errors
 # for operators and trainers, SQL, ServiceNow fields, grammar word lists). A new module is scanned.
@@ -42,6 +43,8 @@ NOT_DIALOGUE = {
     # ServiceNow's own field values (state labels, a case's short description) are data the
     # leader sees in a case's line; they belong to the ServiceNow integration, not to the dialogue.
     "case_service.py",
+    "textsim.py",  # text similarity for the trainer's tools
+    "transcript.py",  # the console's transcript labels (supporters read them, web/support.py)
 }
 # (module, function or "*") -> why Danish text may stand there.
 ALLOWED: Dict[Tuple[str, str], str] = {
@@ -277,7 +280,7 @@ def test_every_message_an_action_sends_is_a_response_with_the_variables_it_needs
     form_questions = {f"utter_ask_{slot}" for slot in DOMAIN["slots"]} | {
         f"utter_ask_{form}_{slot}" for form, spec in DOMAIN["forms"].items() for slot in spec["required_slots"]}
     # Said by Rasa's own actions (action_default_fallback, action_restart), or the main menu's
-    # definition whose buttons actions/menu.py reads.
+    # definition whose buttons af_core/menu.py reads.
     rasa_and_menu = {"utter_default", "utter_restart", "utter_main_menu"}
     unused = set(DOMAIN["responses"]) - seen - parts - in_data - form_questions - rasa_and_menu
     assert unused == set(), "responses no action, rule or story uses (or the paths miss them)"
@@ -312,7 +315,7 @@ def test_a_trainer_changes_a_sentence_in_yaml_and_the_leader_reads_the_new_one(t
     import shutil
 
     from actions import case_status as cs
-    from actions.profile import load_profile
+    from af_core.profile import load_profile
     from tests.test_case_status import METTE, FakeCases
 
     folder = tmp_path / "domain"
@@ -384,7 +387,7 @@ def test_rasa_itself_fills_the_responses_as_the_tests_read_them():
 
 
 def test_the_main_menu_is_read_from_its_one_definition(tmp_path, monkeypatch):
-    from actions import menu
+    from af_core import menu
 
     buttons = DOMAIN["responses"]["utter_main_menu"][0]["buttons"]
     assert menu.main_menu(DOMAIN) == buttons == menu.main_menu()  # the domain Rasa sends, or the file

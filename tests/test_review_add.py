@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import time
 
-from scripts import add_examples, conversations as conv_mod, retrain, review
-from scripts.textsim import normalise, similarity
+from af_core.textsim import normalise, similarity
 from tests.tracker_builder import Conv, write_store
+from trainer import add_examples, conversations as conv_mod, retrain, review
 
 INTENTS = ["greet", "find_form", "ask_question", "human_handoff", "nlu_fallback"]
 EXISTING = [

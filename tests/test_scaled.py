@@ -28,7 +28,7 @@ from typing import Dict, Iterator, List
 import pytest
 import requests
 
-from actions import rasa_http
+from af_core import rasa_http
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_HOST, PG_PORT, PG_ADMIN = "127.0.0.1", 5432, "postgres"
@@ -145,8 +145,8 @@ def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
 
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory) -> Iterator[Topology]:
-    from actions.identity import issue_token
-    from actions.settings import load_settings
+    from af_core.identity import issue_token
+    from af_core.settings import load_settings
     from servicenow_emulator.testing import start_emulator
 
     tmp = tmp_path_factory.mktemp("scaled")
@@ -274,8 +274,8 @@ def test_a_supporter_message_sent_through_either_server_reaches_the_leader(topol
     web/rasa_api.py does). The Redis socket.io manager carries it to the leader."""
     from types import SimpleNamespace
 
+    from af_core.transcript import supporter_event
     from tests.test_channels import ChatClient
-    from web.transcript import supporter_event
 
     topo = topology
     holder, other = topo.rasa
@@ -317,7 +317,7 @@ def _wait_for_model(topo: Topology, name: str, timeout: float = 180) -> None:
 def test_an_activated_model_reaches_every_replica_and_so_does_a_rollback(topology):
     """Issue 15: make activate is not one process's business - every Rasa replica follows the
     shared pointer, and keeps answering while it loads."""
-    from scripts import serving
+    from trainer import serving
 
     assert _served_models(topology) == ["af-a.tar.gz", "af-a.tar.gz"]
     root = str(topology.tmp)

@@ -12,13 +12,14 @@ import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import forms_lookup, handoff, second_chance
+from actions import handoff
 from actions.basics import ActionHandleFallback, ActionOutOfScope
 from actions.feedback import ActionStoreRating
 from actions.handoff import ActionHumanHandoff
-from actions.settings import PROJECT_ROOT
-from actions.textnorm import fold
-from scripts import eval_forms
+from af_core import catalogue, second_chance
+from af_core.settings import PROJECT_ROOT
+from af_core.textnorm import fold
+from devtools import eval_forms
 from tests.domain_helpers import DOMAIN, all_shown, plan_shown, shown_buttons
 
 LEAVE = "en medarbejder ønsker tjenestefri uden løn et år for at studere"
@@ -154,9 +155,9 @@ def test_requested_rating_is_stored_even_if_it_mentions_a_form():
 
 # ------------------------------------------------------------------ ranking
 def test_hiring_a_new_employee_is_the_permanent_hire_not_a_tie_with_the_substitute():
-    decision = forms_lookup.search_forms("hvor finder jeg blanketten til ansættelse af en ny medarbejder")
+    decision = catalogue.search_forms("hvor finder jeg blanketten til ansættelse af en ny medarbejder")
     assert decision.kind == "sure" and decision.hits[0].id == "ansaettelse"
-    assert forms_lookup.search_forms("ansættelse af en vikar").hits[0].id == "vikar"
+    assert catalogue.search_forms("ansættelse af en vikar").hits[0].id == "vikar"
 
 
 # ------------------------------------------------------------------ the evaluation counts the real path

@@ -11,15 +11,15 @@ import uuid
 import pytest
 import requests
 
-from actions import servicenow_client as sn
-from actions.servicenow_client import (
+from af_core import servicenow_client as sn
+from af_core.servicenow_client import (
     InvalidQueryValue,
     ServiceNowAuthError,
     ServiceNowClient,
     ServiceNowError,
     ServiceNowUnavailable,
 )
-from actions.settings import DEV_SERVICENOW_CLIENT_ID, DEV_SERVICENOW_CLIENT_SECRET
+from af_core.settings import DEV_SERVICENOW_CLIENT_ID, DEV_SERVICENOW_CLIENT_SECRET
 from servicenow_emulator.testing import TABLE, Admin, start_emulator, test_settings
 
 METTE = "mette.hansen@buf.kk.dk"
@@ -75,7 +75,7 @@ def record(email: str = METTE, **extra) -> dict:
 
 
 def raw_get(emulator, path: str = "", **params):
-    from actions.settings import DEV_SERVICENOW_PASSWORD, DEV_SERVICENOW_USERNAME
+    from af_core.settings import DEV_SERVICENOW_PASSWORD, DEV_SERVICENOW_USERNAME
 
     return requests.get(
         f"{emulator.url}/api/now/table/{TABLE}{path}", params=params,

@@ -13,9 +13,9 @@ import threading
 import time
 from collections import Counter
 
-from actions.case_service import CaseRequest, CaseService, correlation_display
-from actions.outbox import Outbox, run_worker
-from actions.servicenow_client import ServiceNowClient
+from af_core.case_service import CaseRequest, CaseService, correlation_display
+from af_core.outbox import Outbox, run_worker
+from af_core.servicenow_client import ServiceNowClient
 from servicenow_emulator.testing import Admin, start_emulator, test_settings
 
 TOTAL = 200

@@ -1,9 +1,9 @@
 """Configuration and organisation profile: safe defaults, clear errors."""
 import pytest
 
-from actions import settings as settings_module
-from actions.profile import ProfileError, load_profile
-from actions.settings import PROJECT_ROOT, ConfigError, load_settings
+from af_core import settings as settings_module
+from af_core.profile import ProfileError, load_profile
+from af_core.settings import PROJECT_ROOT, ConfigError, load_settings
 from tests.production_env import production_env
 
 
@@ -166,7 +166,7 @@ def test_servicenow_credentials_are_required_in_production_when_servicenow_is_co
 
 
 def test_the_web_server_needs_its_session_key_in_production_only():
-    from actions.settings import require_web_session_key
+    from af_core.settings import require_web_session_key
 
     with pytest.raises(ConfigError, match="AF_WEB_SESSION_KEY"):
         require_web_session_key(load_settings(production_env()))

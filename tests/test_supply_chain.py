@@ -118,7 +118,7 @@ def _report(tmp_path, accepted: str, audits: dict) -> subprocess.CompletedProces
         if data is not None:
             path.write_text(json.dumps(data), encoding="utf-8")
         specs.append(f"{lock}={path}")
-    return subprocess.run([sys.executable, str(ROOT / "scripts/audit_report.py"), str(accepted_file), *specs],
+    return subprocess.run([sys.executable, str(ROOT / "devtools/audit_report.py"), str(accepted_file), *specs],
                           capture_output=True, text=True, timeout=60)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts.textsim import normalise
+from af_core.textsim import normalise
 from tests.tracker_builder import Conv, write_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,19 +81,19 @@ def test_review_add_retrain_activate_rollback(tmp_path):
     shutil.copytree(FIXTURE, root)
 
     # --- the model in service before the trainer starts (trained and measured the same way)
-    first = run(root, "scripts/retrain.py", "--skip-stories", "--min-f1", "0.5")
+    first = run(root, "-m", "trainer", "retrain", "--skip-stories", "--min-f1", "0.5")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "ikke målt på samme måde" in first.stdout  # nothing in service yet to compare with
     baseline = json.loads((root / "models" / "kandidat.json").read_text())["model"]
     assert (root / "models" / baseline).exists()
-    activated = run(root, "scripts/serving.py", "activate", "--no-reload")
+    activated = run(root, "-m", "trainer", "activate", "--no-reload")
     assert activated.returncode == 0, activated.stderr
     assert pointer(root) == baseline
 
     # --- review: what went badly in the last 14 days
     db = write_store(tmp_path / "tracker.db", conversations(time.time()))
     review_file = root / "review" / "til-gennemgang.csv"
-    reviewed = run(root, "scripts/review.py", "--db-url", db, "--out", str(review_file))
+    reviewed = run(root, "-m", "trainer", "review", "--db-url", db, "--out", str(review_file))
     assert reviewed.returncode == 0, reviewed.stderr
     assert "make add FILE=" in reviewed.stdout
     rows = read_csv(review_file)
@@ -126,7 +126,7 @@ def test_review_add_retrain_activate_rollback(tmp_path):
         row["ret_intent"] = labels.get(normalise(row["tekst"]), "")
     write_csv(review_file, rows)
     nlu_before = sorted(p.name for p in (root / "data" / "nlu").iterdir())
-    refused = run(root, "scripts/add_examples.py", str(review_file))
+    refused = run(root, "-m", "trainer", "add", str(review_file))
     assert refused.returncode == 1
     assert "find_from" in refused.stderr and "Mente du «find_form»" in refused.stderr
     assert sorted(p.name for p in (root / "data" / "nlu").iterdir()) == nlu_before  # nothing changed
@@ -135,7 +135,7 @@ def test_review_add_retrain_activate_rollback(tmp_path):
         if row["ret_intent"] == "find_from":
             row["ret_intent"] = "find_form"
     write_csv(review_file, rows)
-    added = run(root, "scripts/add_examples.py", str(review_file))
+    added = run(root, "-m", "trainer", "add", str(review_file))
     assert added.returncode == 0, added.stderr
     assert "find_form: +2" in added.stdout and "ask_question: +1" in added.stdout
     trainer_file = root / "data" / "nlu" / "fra-traenere.yml"
@@ -145,12 +145,12 @@ def test_review_add_retrain_activate_rollback(tmp_path):
     assert "- hvor er skemaet til kørselsgodtgørelse\n" in examples["find_form"]
     assert "- hvad siger reglerne om 6. ferieuge\n" in examples["ask_question"]
     assert "løn" not in trainer_file.read_text(encoding="utf-8")  # "ignorer" and empty labels are skipped
-    again = run(root, "scripts/add_examples.py", str(review_file))
+    again = run(root, "-m", "trainer", "add", str(review_file))
     assert again.returncode == 0 and "Ingen nye eksempler" in again.stdout
     assert "findes allerede" in again.stdout
 
     # --- retrain: a new model, measured and compared with the one in service
-    second = run(root, "scripts/retrain.py", "--skip-stories", "--min-f1", "0.5")
+    second = run(root, "-m", "trainer", "retrain", "--skip-stories", "--min-f1", "0.5")
     assert second.returncode in (0, 1), second.stdout + second.stderr
     info = json.loads((root / "models" / "kandidat.json").read_text())
     candidate = info["model"]
@@ -164,20 +164,20 @@ def test_review_add_retrain_activate_rollback(tmp_path):
     assert pointer(root) == baseline  # nothing goes into service by itself
 
     # --- activate (a candidate the comparison rejected needs FORCE)
-    activated = run(root, "scripts/serving.py", "activate", "--no-reload")
+    activated = run(root, "-m", "trainer", "activate", "--no-reload")
     if not info["approved"]:
         assert activated.returncode == 1 and "ikke godkendt" in activated.stderr
         assert pointer(root) == baseline
-        activated = run(root, "scripts/serving.py", "activate", "--no-reload", "--force")
+        activated = run(root, "-m", "trainer", "activate", "--no-reload", "--force")
     assert activated.returncode == 0, activated.stderr
     assert pointer(root) == candidate and pointer(root, "i-drift.forrige") == baseline
-    started = run(root, "scripts/serving.py", "path")
+    started = run(root, "-m", "trainer", "path")
     assert started.stdout.strip() == str(root / "models" / candidate)
 
     # --- roll back
-    rolled = run(root, "scripts/serving.py", "rollback", "--no-reload")
+    rolled = run(root, "-m", "trainer", "rollback", "--no-reload")
     assert rolled.returncode == 0, rolled.stderr
     assert pointer(root) == baseline
-    assert run(root, "scripts/serving.py", "path").stdout.strip() == str(root / "models" / baseline)
+    assert run(root, "-m", "trainer", "path").stdout.strip() == str(root / "models" / baseline)
     history = (root / "models" / "drift-historik.log").read_text(encoding="utf-8")
     assert history.count("i drift:") == 2 and "rullet tilbage" in history

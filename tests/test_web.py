@@ -6,9 +6,9 @@ import asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from actions.identity import verify_token
-from actions.profile import get_profile
-from actions.settings import load_settings
+from af_core.identity import verify_token
+from af_core.profile import get_profile
+from af_core.settings import load_settings
 from tests.production_env import production_env
 from web.app import create_app
 

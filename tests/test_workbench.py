@@ -16,7 +16,7 @@ temporary folder, so nothing in the checkout changes. What it proves:
   refused with 409 instead of overwriting;
 * editing a form, a rule answer and a response's wording: the assistant's own validators,
   a preview, and only the changed lines in the file;
-* the review (scripts/review.py via the child process) with the conversation link, which only
+* the review (trainer/review.py via the child process) with the conversation link, which only
   opens conversations the review showed;
 * put into service only when the comparison approved it, or with a written reason; roll back.
 """
@@ -36,9 +36,8 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
-from actions.settings import DEV_SUPPORTER_USERNAME, DEV_TRAINER_USERNAME, PROJECT_ROOT, load_settings
-from scripts import serving
-from trainer import annotate, editing
+from af_core.settings import DEV_SUPPORTER_USERNAME, DEV_TRAINER_USERNAME, PROJECT_ROOT, load_settings
+from trainer import annotate, editing, serving
 from trainer.files import Conflict
 from trainer.project import Project
 from web import support_auth, workbench
@@ -583,8 +582,8 @@ def test_a_rule_topic_is_checked_against_the_rule_catalogue(settings):
 def test_a_trainer_in_the_workbench_is_not_a_supporter_on_duty(settings):
     """Leaders are queued for a person only when a supporter is present: a trainer who only uses
     the workbench must not count, or a leader would wait for nobody."""
-    from actions.handoff_store import duty_status, get_store
-    from actions.profile import load_profile
+    from af_core.handoff_store import duty_status, get_store
+    from af_core.profile import load_profile
 
     profile = load_profile(settings.profile_dir)
 

@@ -30,9 +30,9 @@ import pytest
 import requests
 import yaml
 
-from actions import rasa_http
-from actions.identity import issue_token
-from actions.settings import DEV_RASA_API_TOKEN, DEV_TRAINER_PASSWORD, DEV_TRAINER_USERNAME, load_settings
+from af_core import rasa_http
+from af_core.identity import issue_token
+from af_core.settings import DEV_RASA_API_TOKEN, DEV_TRAINER_PASSWORD, DEV_TRAINER_USERNAME, load_settings
 from tests.chat_stack import ChatStack, _wait, free_port, stop_stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,7 +96,7 @@ def start(tmp: Path, project: Path, model: Path) -> ChatStack:
     stack = ChatStack(env=env, rasa_url=f"http://127.0.0.1:{rasa_port}", actions_url=f"http://127.0.0.1:{actions_port}",
                       web_url=f"http://127.0.0.1:{web_port}", tmp=tmp)
     endpoints = subprocess.run(
-        [sys.executable, "-c", "from scripts.run import write_endpoints; from actions.settings import get_settings; "
+        [sys.executable, "-c", "from scripts.run import write_endpoints; from af_core.settings import get_settings; "
          "print(write_endpoints(get_settings()))"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
         check=True).stdout.strip()
 

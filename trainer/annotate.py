@@ -2,7 +2,7 @@
 or a note to AF's catalogue owner.
 
 An example goes where ``make add`` puts it (data/nlu/fra-traenere.yml, grouped by intent,
-scripts/add_examples.py's format) after the same checks: a known intent, not already an
+trainer/add_examples.py's format) after the same checks: a known intent, not already an
 example, not nearly the same as one, and a warning when the text is closer to another
 intent's examples. A form or rule topic is an example of find_form / ask_question, and the
 catalogue search is asked too: if it would not find that form or topic for this text, the
@@ -23,8 +23,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from scripts import add_examples
-from scripts.textsim import normalise
+from af_core.textsim import normalise
+from trainer import add_examples
 from trainer.files import TrainerError, digest, read_text, shown, write_lock, write_text
 from trainer.project import Project, find
 
@@ -124,13 +124,13 @@ def _catalogue_check(project: Project, kind: str, target: str, text: str) -> Lis
     try:
         profile = project.load_profile()
         if kind == "form":
-            from actions.forms_lookup import load_form_catalogue
+            from af_core.catalogue import load_form_catalogue
 
             catalogue = load_form_catalogue(profile)
             title = lambda i: catalogue.get(i).title  # noqa: E731
             noun, where = "blanket", "blanketten"
         else:
-            from actions.faq import load_faq_catalogue
+            from af_core.catalogue import load_faq_catalogue
 
             catalogue = load_faq_catalogue(profile)
             title = lambda i: catalogue.get(i).title  # noqa: E731

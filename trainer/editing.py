@@ -3,8 +3,8 @@
 Only the lines of the fields that changed are rewritten; every other line (comments such as
 ``# EKSEMPEL``, anchors, other entries) stays as it was, so ``git diff`` shows exactly the
 trainer's change. Before anything is written the whole new file is checked by the validators
-the assistant itself uses when it loads the file (``actions.forms_lookup.parse_forms``,
-``actions.faq.parse_faq`` + ``check_related_forms``; for responses: the placeholders the
+the assistant itself uses when it loads the file (``af_core.catalogue.parse_forms``,
+``af_core.catalogue.parse_faq`` + ``check_related_forms``; for responses: the placeholders the
 actions fill stay the same), and read back to make sure it says what the trainer meant.
 
 Two trainers at once: ``load`` returns a hash of the entry's lines as they are; ``save`` takes
@@ -211,8 +211,8 @@ def _normalised(kind: str, entry: Dict[str, Any]) -> Dict[str, Any]:
 
 def _validate_catalogue(project: Project, kind: str, text: str, path: Path) -> Any:
     """The new file, through the assistant's own validators. Returns the parsed entries."""
-    from actions import faq, forms_lookup
-    from actions.profile import ProfileError
+    from af_core import catalogue
+    from af_core.profile import ProfileError
 
     try:
         data = yaml.safe_load(text)
@@ -221,9 +221,9 @@ def _validate_catalogue(project: Project, kind: str, text: str, path: Path) -> A
     profile = project.load_profile()
     try:
         if kind == "form":
-            return data, forms_lookup.parse_forms(data, profile, path.name)
-        topics = faq.parse_faq(data, profile, path.name)
-        faq.check_related_forms(topics, forms_lookup.load_form_catalogue(profile), path.name)
+            return data, catalogue.parse_forms(data, profile, path.name)
+        topics = catalogue.parse_faq(data, profile, path.name)
+        catalogue.check_related_forms(topics, catalogue.load_form_catalogue(profile), path.name)
         return data, topics
     except ProfileError as exc:
         raise TrainerError(str(exc)) from exc
@@ -443,8 +443,9 @@ def preview(project: Project, kind: str, item_id: str, fields: Dict[str, Any]) -
 
 
 def _chat_message(project: Project, kind: str, entry: Any, domain: Dict[str, Any]) -> Dict[str, Any]:
-    from actions import faq, forms_lookup
-    from actions.responses import render
+    from af_core.faq_replies import answer_message
+    from af_core.form_replies import form_message
+    from af_core.responses import render
 
     def rendered(message: Dict[str, Any]) -> str:
         values = dict(message.get("values") or {})
@@ -454,14 +455,9 @@ def _chat_message(project: Project, kind: str, entry: Any, domain: Dict[str, Any
 
     try:
         if kind == "form":
-            if hasattr(forms_lookup, "form_message"):
-                return {"text": rendered(forms_lookup.form_message(entry)), "buttons": []}
-            return {"text": forms_lookup.form_reply(entry), "buttons": []}
+            return {"text": rendered(form_message(entry)), "buttons": []}
         profile = project.load_profile()
-        if hasattr(faq, "answer_message"):
-            text = rendered(faq.answer_message(entry, profile))
-        else:
-            text = faq.answer_text(entry, profile)
+        text = rendered(answer_message(entry, profile))
         return {"text": text, "buttons": ["Ja", "Nej"]}
     except Exception:  # the wording lives in the domain; show the plain parts if it cannot be read
         if kind == "form":

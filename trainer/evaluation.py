@@ -2,14 +2,14 @@
 
 Runs in the workbench's child process (``python -m trainer.tools``), because it loads Rasa.
 Every message of the sets in ``Project.eval_sets`` goes the bot's own path, as
-scripts/eval_forms.py does: the model's NLU parse, the dialogue policies' next action at the
+devtools/eval_forms.py does: the model's NLU parse, the dialogue policies' next action at the
 start of a conversation, and that action's own catalogue logic (actions.forms_lookup,
-actions.faq, actions.second_chance). The answer is judged as scripts/eval_leaders.py judges
+actions.faq, af_core.second_chance). The answer is judged as devtools/eval_leaders.py judges
 it against a running stack: a form label needs that form first, a rule label that rule topic,
 an intent label that kind of answer (affirm/deny: the intent).
 
-The result has the shape scripts/retrain.py's ``compare`` reads (``intents`` from
-scripts/nlu_eval.py's ``intent_report`` with one "intent" per label – ``form:vikar``,
+The result has the shape trainer/retrain.py's ``compare`` reads (``intents`` from
+devtools/nlu_eval.py's ``intent_report`` with one "intent" per label – ``form:vikar``,
 ``faq:ferie``, ``intent:case_status`` – and ``predictions``), so the verdict is the same code
 ``make retrain`` uses. Results are cached per model, sets and catalogue (var/traener/maalinger/).
 
@@ -34,8 +34,8 @@ SEALED = ("tests/eval/blind-c.yml", "tests/eval/blind-d.yml")
 EVAL_VERSION = "1"
 # The gate only stops a clearly broken model: the model in service on 3 December 2026
 # (af-6642c27d04ec4516) reached weighted F1 0.955 on the four development sets (1,144 messages,
-# 95.1 % right; forms top-1 161/178 as scripts/eval_forms.py counts). Better/worse is decided
-# against the model in service by scripts/retrain.py's compare.
+# 95.1 % right; forms top-1 161/178 as devtools/eval_forms.py counts). Better/worse is decided
+# against the model in service by trainer/retrain.py's compare.
 MIN_WEIGHTED_F1 = 0.85
 INTENT_ANSWERS = {
     "utter_greet": "intent:greet",
@@ -96,16 +96,16 @@ def cached(project: Project, model_name: str) -> Optional[Dict[str, Any]]:
 # ------------------------------------------------------------------------ what the bot answers
 def answer(action: str, text: str, parsed: Dict[str, Any], profile: Any) -> Dict[str, Any]:
     """The chat's answer to a first message, in the evaluation's terms."""
-    from actions import faq, forms_lookup, second_chance
-    from scripts.eval_forms import bot_ranking
+    from af_core import faq_replies, form_replies, second_chance
+    from devtools.eval_forms import bot_ranking
 
     intent = parsed.get("intent") or {}
     nlu_intent, confidence = intent.get("name") or "", float(intent.get("confidence") or 0.0)
     plan: Optional[Dict[str, Any]] = None
     if action == "action_find_form":
-        plan = forms_lookup.plan_form_reply(text, None, profile)
+        plan = form_replies.plan_form_reply(text, None, profile)
     elif action == "action_answer_faq":
-        plan = faq.plan_faq_reply(text, None, profile)
+        plan = faq_replies.plan_faq_reply(text, None, profile)
     elif action in ("action_handle_fallback", "action_out_of_scope", "action_store_rating"):
         plan = second_chance.catalogue_hint(text, profile)
     elif action == "action_human_handoff":
@@ -129,7 +129,7 @@ def answer(action: str, text: str, parsed: Dict[str, Any], profile: Any) -> Dict
 
 
 def judge(label: str, said: Dict[str, Any]) -> Dict[str, Any]:
-    """Right or wrong (scripts/eval_leaders.message_ok's rules), and the label it answered with."""
+    """Right or wrong (devtools/eval_leaders.message_ok's rules), and the label it answered with."""
     kind, _, value = label.partition(":")
     if kind == "form":
         ok = said["forms"][:1] == [value]
@@ -151,7 +151,7 @@ async def _answers(model_path: Path, items: Sequence[Dict[str, str]], profile: A
     from rasa.core.agent import Agent
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    from scripts.eval_forms import _opening_events
+    from devtools.eval_forms import _opening_events
 
     agent = Agent.load(str(model_path))
     progress(0.3)
@@ -178,7 +178,7 @@ def measure(project: Project, model_path: Path, progress: Callable[[float], None
             return known
     from rasa.utils.log_utils import configure_structlog
 
-    from scripts import nlu_eval
+    from devtools import nlu_eval
 
     items = load_items(project)
     profile = project.load_profile()

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from actions.settings import PROJECT_ROOT
+from af_core.settings import PROJECT_ROOT
 from trainer.files import TrainerError, write_lock, write_text
 from trainer.project import Project
 

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from actions.settings import PROJECT_ROOT, Settings
+from af_core.settings import PROJECT_ROOT, Settings
 from trainer.files import TrainerError
 
 TRAINERS_FILE = Path("data") / "nlu" / "fra-traenere.yml"
@@ -137,7 +137,7 @@ class Project:
         return {"responses": {name: variations for name, (_, variations) in self.responses().items()}}
 
     def load_profile(self) -> Any:
-        from actions.profile import load_profile
+        from af_core.profile import load_profile
 
         return load_profile(self.profile_dir)
 

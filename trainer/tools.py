@@ -44,8 +44,7 @@ def tracker_url(tracker: Dict[str, Any]) -> Any:
 
 # --------------------------------------------------------------------------- review
 def review(request: Dict[str, Any]) -> Dict[str, Any]:
-    from scripts import conversations as conv_mod
-    from scripts import review as review_mod
+    from trainer import conversations as conv_mod, review as review_mod
 
     now = float(request.get("now") or time.time())
     days = int(request.get("days") or 14)
@@ -60,9 +59,9 @@ def review(request: Dict[str, Any]) -> Dict[str, Any]:
 
 def conversation(request: Dict[str, Any]) -> Dict[str, Any]:
     """The session of ``sender`` that contains the moment ``at``, as a masked transcript."""
-    from actions.privacy import mask_cpr
-    from scripts import conversations as conv_mod
-    from web import transcript
+    from af_core import transcript
+    from af_core.privacy import mask_cpr
+    from trainer import conversations as conv_mod
 
     sender, at = str(request["sender"]), float(request["at"])
     by_sender = conv_mod.load_events(tracker_url(request["tracker"]), since=at - 1, until=at + 1)
@@ -108,7 +107,7 @@ class Status:
 def train(root: Path, progress: Callable[[float], None]) -> Path:
     """The model for root's current data (scripts/model.py's name and lock), trained if needed,
     with DIET's epochs as progress (0..1)."""
-    from scripts import serving
+    from trainer import serving
 
     with serving.project(root) as model:
         target = model.model_path()
@@ -178,9 +177,7 @@ def summary(figures: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
 
 
 def retrain(request: Dict[str, Any]) -> Dict[str, Any]:
-    from scripts import retrain as retrain_mod
-    from scripts import serving
-    from trainer import evaluation
+    from trainer import evaluation, retrain as retrain_mod, serving
 
     project = project_from(request)
     root = project.root

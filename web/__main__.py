@@ -5,8 +5,8 @@ import logging
 
 from aiohttp import web
 
-from actions.logsetup import configure_logging
-from actions.settings import settings_at_start
+from af_core.logsetup import configure_logging
+from af_core.settings import settings_at_start
 from web.app import create_app
 
 

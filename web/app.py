@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from actions.settings import Settings, get_settings
+from af_core.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 

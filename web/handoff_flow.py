@@ -30,12 +30,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
-from actions import case_service
-from actions.handoff_store import CLOSED, RETURNED, TIMED_OUT, Handoff, HandoffStore
-from actions.menu import MENU_WITHOUT_PERSON
-from actions.privacy import mask_cpr
-from actions.settings import Settings
-from web import transcript
+from af_core import case_service, transcript
+from af_core.handoff_store import CLOSED, RETURNED, TIMED_OUT, Handoff, HandoffStore
+from af_core.menu import MENU_WITHOUT_PERSON
+from af_core.privacy import mask_cpr
+from af_core.settings import Settings
 from web.rasa_api import RasaApi
 
 log = logging.getLogger(__name__)
@@ -84,7 +83,7 @@ class Flow:
         slot = (tracker.get("slots") or {}).get("topic")
         if isinstance(slot, str) and slot in topics:
             return slot
-        from actions.request_vocabulary import load_vocabulary  # the profile's request words
+        from af_core.request_vocabulary import load_vocabulary  # the profile's request words
 
         vocabulary = load_vocabulary(self.profile)
         for item in reversed(transcript.entries(tracker)):

@@ -22,9 +22,9 @@ from typing import Any, Dict, List
 
 from aiohttp import web
 
-from actions.identity import IdentityError, issue_token
-from actions.profile import get_profile
-from actions.settings import PROJECT_ROOT, Settings
+from af_core.identity import IdentityError, issue_token
+from af_core.profile import get_profile
+from af_core.settings import PROJECT_ROOT, Settings
 from web.app import SETTINGS_KEY
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@
   used (socket.io), ``pause``/``resume`` change whether the bot answers.
 
 Every call has a timeout. It authenticates with a short-lived bearer JWT in the
-``Authorization`` header (``actions.rasa_http``), never with a token in the URL, and it
+``Authorization`` header (``af_core.rasa_http``), never with a token in the URL, and it
 calls Rasa on its internal address (``AF_RASA_URL``), not through the public proxy.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ from urllib.parse import quote
 
 import aiohttp
 
-from actions import rasa_http
-from actions.settings import Settings
+from af_core import rasa_http
+from af_core.settings import Settings
 
 TIMEOUT = aiohttp.ClientTimeout(total=15, connect=5)
 

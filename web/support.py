@@ -52,10 +52,11 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from actions.handoff_store import ACTIVE, WAITING, Handoff, HandoffStore, LoginLimits, Session, get_store
-from actions.profile import load_profile
-from actions.settings import Settings, get_settings
-from web import support_auth, transcript
+from af_core import transcript
+from af_core.handoff_store import ACTIVE, WAITING, Handoff, HandoffStore, LoginLimits, Session, get_store
+from af_core.profile import load_profile
+from af_core.settings import Settings, get_settings
+from web import support_auth
 from web.app import client_ip
 from web.handoff_flow import Flow, FlowError, run_timeouts
 from web.rasa_api import RasaApi, RasaApiError

@@ -22,7 +22,7 @@ changes (checked on every console request), so edits take effect without a
 restart, and a supporter removed from it loses her sessions at once.
 
 In development mode one demo supporter (``DEV_SUPPORTER_USERNAME`` /
-``DEV_SUPPORTER_PASSWORD`` in actions/settings.py, role supporter) and one demo
+``DEV_SUPPORTER_PASSWORD`` in af_core/settings.py, role supporter) and one demo
 trainer (``DEV_TRAINER_USERNAME`` / ``DEV_TRAINER_PASSWORD``, role trainer) can
 log in as well. They are kept in memory only and never written to the file, so
 a production server using the same var/ folder never knows them.
@@ -54,8 +54,13 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import yaml
 
-from actions.settings import (DEV_SUPPORTER_PASSWORD, DEV_SUPPORTER_USERNAME, DEV_TRAINER_PASSWORD,
-                              DEV_TRAINER_USERNAME, Settings)
+from af_core.settings import (
+    DEV_SUPPORTER_PASSWORD,
+    DEV_SUPPORTER_USERNAME,
+    DEV_TRAINER_PASSWORD,
+    DEV_TRAINER_USERNAME,
+    Settings,
+)
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")

@@ -8,7 +8,7 @@ person's own page, the API answers 401 without a session and 403 without the rol
 * ``GET  /support/traener`` – the page; ``GET /support/assets/workbench.js`` – its script.
 * ``GET  /support/api/traener/overview`` – the catalogue to choose from, the model in service, the job.
 * ``GET  /support/api/traener/review?days=14`` – what went badly, grouped, CPR numbers masked
-  (scripts/review.py in the child process, trainer/tools.py).
+  (trainer/review.py in the child process, trainer/tools.py).
 * ``GET  /support/api/traener/conversation?ref=…`` – the whole conversation of a reviewed
   message, masked. ``ref`` is signed by the review, so only those conversations can be read;
   every read is audited.
@@ -38,16 +38,15 @@ from typing import Any, Awaitable, Callable, Dict, Optional
 import aiohttp
 from aiohttp import web
 
-from actions import rasa_http
-from actions.handoff_store import Session
-from actions.settings import Settings
+from af_core import rasa_http
+from af_core.handoff_store import Session
+from af_core.settings import Settings
 from web import support, support_auth
 
 log = logging.getLogger(__name__)
 
 try:
-    from scripts import serving
-    from trainer import annotate, editing, jobs
+    from trainer import annotate, editing, jobs, serving
     from trainer.files import TrainerError, shown
     from trainer.project import Project
 except ModuleNotFoundError as exc:  # an image without the checkout's trainer/ (the app image): no workbench
