@@ -11,7 +11,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from af_core.catalogue_search import CatalogueIndex, Decision, Field, decide
 from af_core.profile import Profile, ProfileError, get_profile
@@ -120,26 +120,38 @@ def build_form_index(forms: Sequence[Form]) -> CatalogueIndex:
     return CatalogueIndex(entries)
 
 
-_lock = threading.Lock()
-_form_cache: Dict[Path, Tuple[float, FormCatalogue]] = {}
+class _FileCache:
+    """One catalogue per file, read again when the file changes, so a trainer's edit takes effect
+    without a restart. Each catalogue has its own lock: loading the FAQ reads the forms."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: Dict[Path, Tuple[float, Any]] = {}
+
+    def get(self, path: Path, build: Callable[[], Any]) -> Any:
+        mtime = path.stat().st_mtime if path.exists() else -1.0
+        with self._lock:
+            cached = self._entries.get(path)
+            if cached and cached[0] == mtime:
+                return cached[1]
+            value = build()
+            self._entries[path] = (mtime, value)
+            return value
+
+
+_forms = _FileCache()
 
 
 def load_form_catalogue(profile: Optional[Profile] = None) -> FormCatalogue:
-    """The form catalogue of ``profile`` (default: the active one).
-
-    Re-read when the file changes, so a trainer's edit takes effect without a restart.
-    """
+    """The form catalogue of ``profile`` (default: the active one); re-read when the file changes."""
     profile = profile or get_profile()
     path = profile.directory / FORMS_FILE
-    mtime = path.stat().st_mtime if path.exists() else -1.0
-    with _lock:
-        cached = _form_cache.get(path)
-        if cached and cached[0] == mtime:
-            return cached[1]
+
+    def build() -> FormCatalogue:
         forms = parse_forms(profile.catalogue(FORMS_FILE), profile, str(path))
-        catalogue = FormCatalogue(forms, build_form_index(forms))
-        _form_cache[path] = (mtime, catalogue)
-        return catalogue
+        return FormCatalogue(forms, build_form_index(forms))
+
+    return _forms.get(path, build)
 
 
 def search_forms(text: str, profile: Optional[Profile] = None) -> Decision:
@@ -222,24 +234,20 @@ def build_faq_index(topics) -> CatalogueIndex:
     return CatalogueIndex(entries)
 
 
-_faq_lock = threading.Lock()  # its own: a FAQ load reads the form catalogue under it
-_faq_cache: Dict[Path, Tuple[float, FaqCatalogue]] = {}
+_topics = _FileCache()
 
 
 def load_faq_catalogue(profile: Optional[Profile] = None) -> FaqCatalogue:
     """The FAQ catalogue of ``profile``; re-read when the file changes."""
     profile = profile or get_profile()
     path = profile.directory / FAQ_FILE
-    mtime = path.stat().st_mtime if path.exists() else -1.0
-    with _faq_lock:
-        cached = _faq_cache.get(path)
-        if cached and cached[0] == mtime:
-            return cached[1]
+
+    def build() -> FaqCatalogue:
         topics = parse_faq(profile.catalogue(FAQ_FILE), profile, str(path))
         check_related_forms(topics, load_form_catalogue(profile), str(path))
-        catalogue = FaqCatalogue(topics, build_faq_index(topics))
-        _faq_cache[path] = (mtime, catalogue)
-        return catalogue
+        return FaqCatalogue(topics, build_faq_index(topics))
+
+    return _topics.get(path, build)
 
 
 def search_faq(text: str, profile: Optional[Profile] = None) -> Decision:
