@@ -4,7 +4,14 @@
 child process in its own session, with the request on stdin and its output in
 var/traener/job.log. The child writes var/traener/job.json as it goes (step, percent, a Danish
 sentence); the web server only reads that file, so a page reload or a second trainer sees the
-same progress. A job whose process is gone without finishing is reported as stopped.
+same progress. A job whose process is gone without finishing is reported as failed.
+
+``stop`` ends a running job: the child and everything it started (``rasa train``) share one
+process group, which gets SIGTERM and, if it is still there after ``STOP_WAIT`` seconds, SIGKILL.
+The job then says "stopped". ``rasa train`` writes into a folder of its own under
+models/ (trainer.tools.train) and the finished model is moved into models/ in one step, so a
+stopped training leaves no half-written model that could be put into service; stop removes
+that folder.
 
 ``run_tool`` runs a short command of the same child (the review, one conversation) and
 returns its JSON answer.
@@ -13,11 +20,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from af_core.settings import PROJECT_ROOT
 from trainer.files import TrainerError, write_lock, write_text
@@ -32,9 +41,15 @@ STEPS = (
     ("verdict", "Sammenligner"),
 )
 TOOL_TIMEOUT = 180.0
+STOP_WAIT = 10.0  # seconds a stopped training gets to end by itself before it is killed
+TRAINING_DIR = ".under-traening"  # models/<this>/<job>/: where rasa train writes until the model is whole
 
 
 class Busy(TrainerError):
+    status = 409
+
+
+class NotRunning(TrainerError):
     status = 409
 
 
@@ -71,7 +86,7 @@ def _alive(pid: Optional[int]) -> bool:
 
 
 def status(project: Project) -> Dict[str, Any]:
-    """The latest job as the page shows it (``state``: none, running, done, failed)."""
+    """The latest job as the page shows it (``state``: none, running, done, failed, stopped)."""
     job = read_json(job_file(project))
     if job is None:
         return {"state": "none", "steps": [label for _, label in STEPS]}
@@ -124,6 +139,96 @@ def start(project: Project, user: str, name: str) -> Dict[str, Any]:
         request = request_for(project, job=job_id, user=user, status_file=str(job_file(project)))
         child.stdin.write(json.dumps(request).encode("utf-8"))
         child.stdin.close()
+    return status(project)
+
+
+def training_dir(root: Path, job_id: str) -> Path:
+    """Where ``rasa train`` of job ``job_id`` writes its model until it is complete."""
+    return root / "models" / TRAINING_DIR / job_id
+
+
+def _is_training(pid: int) -> bool:
+    """Whether ``pid`` is still the workbench's child (not a number the system has given to another
+    program since). Without /proc (not Linux) it cannot tell and trusts the job file."""
+    proc = Path("/proc")
+    if not (proc / "self").exists():
+        return True
+    try:
+        return b"trainer.tools" in (proc / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _group_members(pgid: int) -> Optional[List[int]]:
+    """The living processes (not zombies) of process group ``pgid``; None where /proc cannot tell."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return None
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _group_running(pgid: int) -> bool:
+    try:  # the child of this process is a zombie until it is waited for
+        os.waitpid(pgid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    members = _group_members(pgid)
+    if members is not None:
+        return bool(members)
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _kill_group(pgid: int) -> bool:
+    """SIGTERM to the training's process group, SIGKILL after ``STOP_WAIT`` s; True once all are gone."""
+    for sig, wait in ((signal.SIGTERM, STOP_WAIT), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return True
+        except PermissionError as exc:
+            raise TrainerError("Træningen kan ikke stoppes herfra: den kører som en anden bruger. "
+                               "Spørg en udvikler.") from exc
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not _group_running(pgid):
+                return True
+            time.sleep(0.1)
+    return not _group_running(pgid)
+
+
+def stop(project: Project, user: str, name: str) -> Dict[str, Any]:
+    """Stop the running training (NotRunning when none runs). Returns the job's status: "stopped",
+    or "done" when it finished before it could be stopped."""
+    with write_lock(project.root):
+        current = status(project)
+        if current["state"] != "running":
+            raise NotRunning("Der kører ingen træning lige nu.")
+        pid = current.get("pid")
+        if pid and _is_training(int(pid)) and not _kill_group(int(pid)):
+            raise TrainerError("Træningen kunne ikke stoppes. Spørg en udvikler.")
+        job = read_json(job_file(project)) or {k: v for k, v in current.items() if k != "steps"}
+        if job.get("state") == "running":  # it did not finish by itself in the meantime
+            job.update(state="stopped", message="Træningen blev stoppet.", stopped_by=user, stopped_name=name,
+                       finished_at=time.time())
+            write_text(job_file(project), json.dumps(job, ensure_ascii=False))
+        if job.get("id"):
+            shutil.rmtree(training_dir(project.root, str(job["id"])), ignore_errors=True)
+        for leftover in project.var_dir.glob(f".{job_file(project).name}.*.tmp"):  # a write cut off by the kill
+            leftover.unlink(missing_ok=True)
     return status(project)
 
 

@@ -104,10 +104,18 @@ class Status:
             self.write(percent=round(percent, 1))
 
 
-def train(root: Path, progress: Callable[[float], None]) -> Path:
+def train(root: Path, progress: Callable[[float], None], job: str = "") -> Path:
     """The model for root's current data (scripts/model.py's name and lock), trained if needed,
-    with DIET's epochs as progress (0..1)."""
+    with DIET's epochs as progress (0..1).
+
+    ``rasa train`` writes the archive straight to its ``--out`` folder and is not atomic, so it
+    writes into a folder of its own (trainer.jobs.training_dir) and the finished model is moved
+    into models/ in one step: a training that is stopped or crashes leaves no half-written
+    model under the name the workbench would put into service."""
+    import shutil
+
     from trainer import serving
+    from trainer.jobs import TRAINING_DIR, training_dir
 
     with serving.project(root) as model:
         target = model.model_path()
@@ -121,10 +129,13 @@ def train(root: Path, progress: Callable[[float], None]) -> Path:
             if target.exists():
                 progress(1.0)
                 return target
+            shutil.rmtree(root / "models" / TRAINING_DIR, ignore_errors=True)  # left by an earlier stop or crash
+            work = training_dir(root, job or f"pid-{os.getpid()}")
+            work.mkdir(parents=True)
             rasa = Path(sys.executable).with_name("rasa")
             child = subprocess.Popen(
                 [str(rasa), "train", "--config", "config.yml", "--domain", "domain", "--data", "data",
-                 "--out", str(root / "models"), "--fixed-model-name", target.name[: -len(".tar.gz")]],
+                 "--out", str(work), "--fixed-model-name", target.name[: -len(".tar.gz")]],
                 cwd=root, env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             )
@@ -136,8 +147,12 @@ def train(root: Path, progress: Callable[[float], None]) -> Path:
                 if found:
                     progress(int(found[-1]) / 100.0)
             child.wait()
-            if child.returncode != 0 or not target.exists():
+            built = work / target.name
+            if child.returncode != 0 or not built.is_file():
+                shutil.rmtree(work, ignore_errors=True)
                 raise TrainerError("Træningen mislykkedes. Se var/traener/job.log.")
+            os.replace(built, target)
+            shutil.rmtree(work, ignore_errors=True)
     progress(1.0)
     return target
 
@@ -189,7 +204,7 @@ def retrain(request: Dict[str, Any]) -> Dict[str, Any]:
             raise TrainerError("Træningsdata har fejl, så der er ikke trænet en ny model. "
                                "Ret fejlen (se herunder), og start igen.\n" + output[-1500:])
         status.step("train", 5, "Træner den nye model. Det tager nogle minutter …")
-        candidate = train(root, lambda f: status.progress(5 + 60 * f))
+        candidate = train(root, lambda f: status.progress(5 + 60 * f), job=str(request["job"]))
         serving_model = serving.guess_in_service(root, exclude=candidate)
         if serving.in_service(root) is None and serving_model is not None:
             serving._write_name(root / "models" / serving.POINTER, serving_model.name)
