@@ -16,7 +16,10 @@ person's own page, the API answers 401 without a session and 403 without the rol
   decision (trainer/annotate.py → data/nlu/fra-traenere.yml).
 * ``GET  /support/api/traener/edit/{kind}/{id}``, ``POST …/preview``, ``POST …`` – a form, a rule
   answer or a response's wording (trainer/editing.py), with the hash the trainer started from.
-* ``POST /support/api/traener/train``, ``GET …/train`` – retrain in the background, progress.
+* ``GET  /support/api/traener/new/{kind}``, ``POST …/preview``, ``POST …`` – a new form or rule topic
+  (trainer/creating.py): the same fields and validators, an id made from the title or chosen.
+* ``POST /support/api/traener/train``, ``GET …/train`` – retrain in the background, progress;
+  ``POST …/train/stop`` stops it (trainer/jobs.py kills its process group).
 * ``GET  /support/api/traener/comparison`` – the new model against the one in service.
 * ``POST /support/api/traener/activate`` and ``…/rollback`` – models/i-drift, which every Rasa
   replica follows (scripts/model_watch.py); not approved needs a written reason.
@@ -47,6 +50,7 @@ log = logging.getLogger(__name__)
 
 try:
     from trainer import annotate, editing, jobs, serving
+    from trainer import creating
     from trainer.files import TrainerError, shown
     from trainer.project import Project
 except ModuleNotFoundError as exc:  # an image without the checkout's trainer/ (the app image): no workbench
@@ -177,6 +181,7 @@ def render_page(session: Session, settings: Settings) -> str:
       <label for="train-progress" id="train-step">Træning</label>
       <progress id="train-progress" max="100" value="0"></progress>
       <span id="train-percent" aria-hidden="true"></span>
+      <button type="button" id="train-stop" class="secondary">Stop træningen</button>
     </div>
     <p id="train-status" class="status" role="status" aria-live="polite"></p>
     <section id="comparison" aria-labelledby="comparison-title" hidden>
@@ -227,6 +232,13 @@ def render_page(session: Session, settings: Settings) -> str:
     <h2>Ret en blanket, et regelsvar eller det, assistenten siger</h2>
     <p class="help">Ændringen gemmes i de samme filer, som udviklerne bruger, og virker med det samme for blanketter
       og regelsvar. En ændret sætning i assistentens svar kræver en ny træning.</p>
+    <div class="row">
+      <button type="button" id="new-form" class="secondary">Ny blanket</button>
+      <button type="button" id="new-faq" class="secondary">Nyt regelemne</button>
+    </div>
+    <p class="help">En ny blanket eller et nyt regelemne virker også med det samme: assistenten søger selv i
+      blanketterne og regelsvarene, så du skal ikke træne en ny model. Det kræver kun, at assistenten forstår, at
+      lederen spørger efter en blanket eller om en regel. Gør den ikke det, så tilføj eksempler under Gennemgå, og træn.</p>
     <form id="edit-pick" class="row">
       <label for="edit-kind">Hvad vil du rette?</label>
       <select id="edit-kind">
@@ -462,6 +474,47 @@ async def api_edit_save(request: web.Request, session: Session) -> web.Response:
     return web.json_response(result)
 
 
+# --------------------------------------------------------------------------- new entries
+def _new_kind(request: web.Request) -> str:
+    kind = request.match_info["kind"]
+    if kind not in creating.KINDS:
+        raise web.HTTPNotFound()
+    return kind
+
+
+@trainer_only
+async def api_new_get(request: web.Request, session: Session) -> web.Response:
+    kind = _new_kind(request)
+    try:
+        return web.json_response(await asyncio.to_thread(creating.fields, _project(request), kind))
+    except TrainerError as exc:
+        return _error(exc)
+
+
+@trainer_only
+async def api_new_preview(request: web.Request, session: Session) -> web.Response:
+    kind = _new_kind(request)
+    body = await _body(request)
+    try:
+        return web.json_response(await asyncio.to_thread(creating.preview, _project(request), kind,
+                                                         body.get("fields") or {}))
+    except TrainerError as exc:
+        return _error(exc)
+
+
+@trainer_only
+async def api_new_save(request: web.Request, session: Session) -> web.Response:
+    kind = _new_kind(request)
+    body = await _body(request)
+    try:
+        result = await asyncio.to_thread(creating.create, _project(request), kind, body.get("fields") or {})
+    except TrainerError as exc:
+        return _error(exc)
+    await _audit(request, session, "create", f"{creating.NOUNS[kind]} {result['id']}: «{result['title'][:120]}» "
+                                             f"({result['file']})")
+    return web.json_response(result)
+
+
 # --------------------------------------------------------------------------- train and compare
 @trainer_only
 async def api_train_status(request: web.Request, session: Session) -> web.Response:
@@ -475,6 +528,19 @@ async def api_train_start(request: web.Request, session: Session) -> web.Respons
     except TrainerError as exc:
         return _error(exc)
     await _audit(request, session, "train", "startede en træning")
+    return web.json_response(job)
+
+
+@trainer_only
+async def api_train_stop(request: web.Request, session: Session) -> web.Response:
+    try:
+        job = await asyncio.to_thread(jobs.stop, _project(request), session.username, session.display_name)
+    except TrainerError as exc:
+        return _error(exc)
+    if job["state"] == "stopped":
+        started = job.get("started_name") or job.get("started_by") or "ukendt"
+        step = dict(jobs.STEPS).get(job.get("step"), "Starter")
+        await _audit(request, session, "stop", f"træningen, som {started} startede (trin: {step})")
     return web.json_response(job)
 
 
@@ -591,8 +657,12 @@ ROUTES = (
     ("GET", "/support/api/traener/edit/{kind}/{item_id}", api_edit_get),
     ("POST", "/support/api/traener/edit/{kind}/{item_id}/preview", api_edit_preview),
     ("POST", "/support/api/traener/edit/{kind}/{item_id}", api_edit_save),
+    ("GET", "/support/api/traener/new/{kind}", api_new_get),
+    ("POST", "/support/api/traener/new/{kind}/preview", api_new_preview),
+    ("POST", "/support/api/traener/new/{kind}", api_new_save),
     ("GET", "/support/api/traener/train", api_train_status),
     ("POST", "/support/api/traener/train", api_train_start),
+    ("POST", "/support/api/traener/train/stop", api_train_stop),
     ("GET", "/support/api/traener/comparison", api_comparison),
     ("POST", "/support/api/traener/activate", api_activate),
     ("POST", "/support/api/traener/rollback", api_rollback),

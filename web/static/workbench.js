@@ -13,7 +13,8 @@
   var choices = {};           // option label -> {kind, target}
   var polling = null;         // training poll timer
   var servingPoll = null;     // poll until the running assistant uses the model in service
-  var editing = null;         // {kind, id, hash}
+  var editing = null;         // {kind, id, hash}; a new entry: {kind, id: null, isNew: true}
+  var stopping = false;       // a stop of the training was asked for and is under way
   var counter = 0;
 
   function el(tag, attrs, text) {
@@ -297,13 +298,19 @@
     if (job.state === "none") { box.hidden = true; button.disabled = false; return; }
     box.hidden = job.state !== "running";
     button.disabled = job.state === "running";
+    if (job.state !== "running") stopping = false;
+    $("train-stop").disabled = stopping;
     $("train-progress").value = job.percent || 0;
     $("train-percent").textContent = Math.round(job.percent || 0) + " %";
     $("train-step").textContent = (job.message || "Træning") + " (" + Math.round(job.percent || 0) + " %)";
     var who = job.started_name ? " Startet af " + job.started_name + " " + when(job.started_at) + "." : "";
-    if (job.state === "running") $("train-status").textContent = "Træningen er i gang." + who + " Du kan godt lukke siden imens.";
+    if (job.state === "running" && stopping) $("train-status").textContent = "Stopper træningen …";
+    else if (job.state === "running") $("train-status").textContent = "Træningen er i gang." + who + " Du kan godt lukke siden imens.";
     else if (job.state === "done") $("train-status").textContent = "Træningen er færdig." + who;
     else if (job.state === "failed") $("train-status").textContent = "Træningen stoppede: " + job.message;
+    else if (job.state === "stopped") $("train-status").textContent = "Træningen blev stoppet" +
+      (job.stopped_name ? " af " + job.stopped_name + " " + when(job.finished_at) : "") + "." + who +
+      " Der er ikke kommet en ny model ud af den. Du kan starte en ny træning.";
   }
 
   function pollJob() {
@@ -327,6 +334,22 @@
       renderJob(job);
       if (!polling) pollJob();
     }, function (err) { $("train-status").textContent = err.message; });
+  });
+
+  $("train-stop").addEventListener("click", function () {
+    stopping = true;
+    $("train-stop").disabled = true;
+    $("train-status").textContent = "Stopper træningen …";
+    request("POST", "/support/api/traener/train/stop", {}).then(function (job) {
+      renderJob(job);
+      if (job.state === "done") loadComparison(true);
+      else loadComparison(false);
+      $("train-start").focus();
+    }, function (err) {
+      stopping = false;
+      $("train-stop").disabled = false;
+      $("train-status").textContent = err.message;
+    });
   });
 
   function fmt(x) { return x === null || x === undefined ? "–" : x.toFixed(2).replace(".", ","); }
@@ -518,6 +541,17 @@
 
   function say(id, text) { $(id).textContent = text || ""; }
 
+  function sayWithList(id, text, items) {
+    var box = $(id);
+    box.textContent = "";
+    if (text) box.appendChild(el("p", null, text));
+    if (items && items.length) {
+      var list = el("ul", { className: "warnings" });
+      items.forEach(function (w) { list.appendChild(el("li", null, w)); });
+      box.appendChild(list);
+    }
+  }
+
   function fieldValues() {
     var fields = {};
     Array.prototype.forEach.call($("edit-fields").querySelectorAll("[data-field]"), function (input) {
@@ -526,38 +560,71 @@
     return fields;
   }
 
+  function showFields(data) {
+    $("edit-form").hidden = false;
+    $("preview").hidden = true;
+    var box = $("edit-fields");
+    box.textContent = "";
+    data.fields.forEach(function (f) {
+      var fid = "field-" + f.name;
+      box.appendChild(el("label", { "for": fid }, f.label));
+      var input;
+      if (f.type === "select") {
+        input = el("select", { id: fid });
+        if (data["new"]) input.appendChild(el("option", { value: "" }, "Vælg …"));
+        f.options.forEach(function (o) { input.appendChild(el("option", { value: o }, o)); });
+      } else if (f.type === "text") {
+        input = el("input", { id: fid, type: "text" });
+      } else {
+        input = el("textarea", { id: fid, rows: f.type === "list" ? "8" : "4" });
+      }
+      input.setAttribute("data-field", f.name);
+      input.value = f.value === null || f.value === undefined ? "" : f.value;
+      box.appendChild(input);
+      if (f.buttons && f.buttons.length) {
+        box.appendChild(el("p", { className: "help" }, "Knapper under teksten (rettes af en udvikler): " + f.buttons.join(", ")));
+      }
+    });
+  }
+
   function openEdit(kind, id) {
     say("edit-status", "Henter …");
     return request("GET", "/support/api/traener/edit/" + kind + "/" + encodeURIComponent(id)).then(function (data) {
       editing = { kind: kind, id: id, hash: data.hash };
-      $("edit-form").hidden = false;
-      $("preview").hidden = true;
+      showFields(data);
       $("edit-title").textContent = "Ret " + (kind === "form" ? "blanketten" : kind === "faq" ? "regelsvaret" : "svaret") +
         " «" + data.title + "» (" + data.file + ")";
-      var box = $("edit-fields");
-      box.textContent = "";
-      data.fields.forEach(function (f) {
-        var fid = "field-" + f.name;
-        box.appendChild(el("label", { "for": fid }, f.label));
-        var input;
-        if (f.type === "select") {
-          input = el("select", { id: fid });
-          f.options.forEach(function (o) { input.appendChild(el("option", { value: o }, o)); });
-        } else if (f.type === "text") {
-          input = el("input", { id: fid, type: "text" });
-        } else {
-          input = el("textarea", { id: fid, rows: f.type === "list" ? "8" : "4" });
-        }
-        input.setAttribute("data-field", f.name);
-        input.value = f.value === null || f.value === undefined ? "" : f.value;
-        box.appendChild(input);
-        if (f.buttons && f.buttons.length) {
-          box.appendChild(el("p", { className: "help" }, "Knapper under teksten (rettes af en udvikler): " + f.buttons.join(", ")));
-        }
-      });
+      $("edit-save").textContent = "Gem ændringen";
       say("edit-status", "");
       $("edit-title").focus();
     }, function (err) { say("edit-status", err.message); });
+  }
+
+  function openNew(kind) {
+    say("edit-status", "Henter …");
+    return request("GET", "/support/api/traener/new/" + kind).then(function (data) {
+      editing = { kind: kind, id: null, isNew: true };
+      showFields(data);
+      $("edit-title").textContent = data.title + " (" + data.file + ")";
+      $("edit-save").textContent = kind === "form" ? "Opret blanketten" : "Opret regelemnet";
+      say("edit-status", "");
+      $("edit-title").focus();
+    }, function (err) { say("edit-status", err.message); });
+  }
+  $("new-form").addEventListener("click", function () { openNew("form"); });
+  $("new-faq").addEventListener("click", function () { openNew("faq"); });
+
+  function reloadCatalogue() {
+    return request("GET", "/support/api/traener/overview").then(function (data) {
+      catalogue = { intents: data.intents, forms: data.forms, faqs: data.faqs, responses: data.responses };
+      buildChoices();
+      fillEditList();
+    });
+  }
+
+  function editUrl(suffix) {
+    if (editing.isNew) return "/support/api/traener/new/" + editing.kind + (suffix || "");
+    return "/support/api/traener/edit/" + editing.kind + "/" + encodeURIComponent(editing.id) + (suffix || "");
   }
 
   $("edit-pick").addEventListener("submit", function (event) {
@@ -569,8 +636,7 @@
 
   $("edit-preview").addEventListener("click", function () {
     if (!editing) return;
-    request("POST", "/support/api/traener/edit/" + editing.kind + "/" + encodeURIComponent(editing.id) + "/preview",
-      { fields: fieldValues() }).then(function (r) {
+    request("POST", editUrl("/preview"), { fields: fieldValues() }).then(function (r) {
       var chat = $("preview-chat");
       chat.textContent = "";
       r.messages.forEach(function (m) {
@@ -587,15 +653,29 @@
         }
       });
       $("preview").hidden = false;
-      say("edit-status", r.changed.length ? "Ændret: " + r.changed.join(", ") + ". Ikke gemt endnu." : "Ingen ændringer endnu.");
+      if (editing.isNew) {
+        sayWithList("edit-status", "Den får id'et " + r.id + ". Ikke gemt endnu." +
+          (r.advice.length ? " Råd, før du opretter:" : ""), r.advice);
+      } else {
+        say("edit-status", r.changed.length ? "Ændret: " + r.changed.join(", ") + ". Ikke gemt endnu." : "Ingen ændringer endnu.");
+      }
     }, function (err) { say("edit-status", err.message); });
   });
 
   $("edit-form").addEventListener("submit", function (event) {
     event.preventDefault();
     if (!editing) return;
-    request("POST", "/support/api/traener/edit/" + editing.kind + "/" + encodeURIComponent(editing.id),
-      { fields: fieldValues(), hash: editing.hash }).then(function (r) {
+    if (editing.isNew) {
+      var kind = editing.kind;
+      request("POST", editUrl(), { fields: fieldValues() }).then(function (r) {
+        reloadCatalogue();
+        openEdit(kind, r.id).then(function () {
+          sayWithList("edit-status", r.message + (r.advice.length ? " Råd:" : ""), r.advice);
+        });
+      }, function (err) { say("edit-status", err.message); });
+      return;
+    }
+    request("POST", editUrl(), { fields: fieldValues(), hash: editing.hash }).then(function (r) {
       editing.hash = r.hash;
       say("edit-status", r.message);
     }, function (err) { say("edit-status", err.message); });
@@ -603,7 +683,7 @@
 
   // ---- log -------------------------------------------------------------------------
   var ACTIONS = { review: "gennemgik", read: "læste en samtale", annotate: "rettede en besked", edit: "rettede",
-    train: "trænede", activate: "satte i drift", rollback: "rullede tilbage" };
+    create: "oprettede", train: "trænede", stop: "stoppede", activate: "satte i drift", rollback: "rullede tilbage" };
   function loadAudit() {
     request("GET", "/support/api/traener/audit").then(function (data) {
       var list = $("audit");
