@@ -34,7 +34,7 @@ from actions.contact_email import requester_email, typed_email_allowed
 from actions.handoff import ActionHumanHandoff
 from af_core import danish_time, request_dialogue as rd
 from af_core.af_calendar import closing_reason
-from af_core.catalogue import load_faq_catalogue, load_form_catalogue
+from af_core.catalogue import clear_hit, load_faq_catalogue, load_form_catalogue
 from af_core.faq_replies import HINT_MIN_SCORE as FAQ_HINT_MIN_SCORE
 from af_core.form_replies import HINT_MIN_SCORE as FORM_HINT_MIN_SCORE
 from af_core.handoff_store import duty_status, get_store
@@ -78,11 +78,10 @@ def infer_topic(text: str, profile: Profile) -> Optional[str]:
         (load_faq_catalogue(profile), FAQ_HINT_MIN_SCORE, "topic"),
     )
     for catalogue, min_score, area_field in catalogues:
-        decision = catalogue.search(text)
-        if decision.kind == "sure" and decision.hits[0].score >= min_score:
-            area = getattr(catalogue.get(decision.hits[0].id), area_field)
-            if area in profile.topics:
-                return area
+        entry = clear_hit(catalogue, text, min_score)
+        area = getattr(entry, area_field) if entry else None
+        if area in profile.topics:
+            return area
     return None
 
 

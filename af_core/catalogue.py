@@ -252,3 +252,12 @@ def load_faq_catalogue(profile: Optional[Profile] = None) -> FaqCatalogue:
 
 def search_faq(text: str, profile: Optional[Profile] = None) -> Decision:
     return load_faq_catalogue(profile).search(text)
+
+
+def clear_hit(catalogue: Any, text: str, min_score: float) -> Any:
+    """The form or rule topic ``text`` names beyond doubt: one sure hit scoring at least
+    ``min_score`` (the strict thresholds of the hints), else None."""
+    decision = catalogue.search(text)
+    if decision.kind != "sure" or decision.hits[0].score < min_score:
+        return None
+    return catalogue.get(decision.hits[0].id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from af_core.catalogue import FaqTopic, load_faq_catalogue, load_form_catalogue, search_forms
+from af_core.catalogue import FaqTopic, clear_hit, load_faq_catalogue, load_form_catalogue, search_forms
 from af_core.catalogue_search import Decision
 from af_core.form_replies import form_message, form_values, help_buttons, is_payload, payload
 from af_core.profile import Profile, get_profile
@@ -103,11 +103,9 @@ def faq_hint(text: str, profile: Optional[Profile] = None) -> Optional[Dict[str,
     if not text or is_payload(text):
         return None
     profile = profile or get_profile()
-    catalogue = load_faq_catalogue(profile)
-    decision = catalogue.search(text)
-    if decision.kind != "sure" or decision.hits[0].score < HINT_MIN_SCORE:
+    topic = clear_hit(load_faq_catalogue(profile), text, HINT_MIN_SCORE)
+    if topic is None:
         return None
-    topic = catalogue.get(decision.hits[0].id)
     return {
         "kind": "hint",
         "faq_id": topic.id,

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional
 from af_core.catalogue import (
     NO_FORM_ID,
     Form,
+    clear_hit,
     load_faq_catalogue,
     load_form_catalogue,
     search_faq,
@@ -114,11 +115,9 @@ def form_hint(text: str, profile: Optional[Profile] = None) -> Optional[Dict[str
     if not text or is_payload(text):
         return None
     profile = profile or get_profile()
-    catalogue = load_form_catalogue(profile)
-    decision = catalogue.search(text)
-    if decision.kind != "sure" or decision.hits[0].score < HINT_MIN_SCORE:
+    form = clear_hit(load_form_catalogue(profile), text, HINT_MIN_SCORE)
+    if form is None:
         return None
-    form = catalogue.get(decision.hits[0].id)
     return {"kind": "hint", "form_id": form.id, "messages": [form_message(form, "utter_form_hint")]}
 
 
