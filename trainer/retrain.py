@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,20 @@ from trainer import serving  # noqa: E402
 TOLERANCE = 0.01
 # An intent whose F1 drops more than this is named in the verdict.
 INTENT_DROP = 0.1
+# Two trainings never answer every test message alike: a few examples more move DIET's
+# boundaries, and some messages flip each way. The paired verdict counts the messages that
+# got better and worse and calls a difference real only when a sign test (McNemar's exact
+# test) says chance would rarely give it: one-sided p below this.
+PAIRED_P = 0.05
+
+
+def _one_sided_p(wins: int, losses: int) -> float:
+    """P(at least `losses` of the wins+losses flips go the wrong way) if each flip were a coin toss.
+    math.comb is exact for these sizes; scipy.stats.binomtest would give the same number."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    return sum(math.comb(n, k) for k in range(losses, n + 1)) / 2 ** n
 
 
 def _rasa() -> str:
@@ -138,26 +153,31 @@ def compare(candidate: Dict[str, Any], serving_eval: Optional[Dict[str, Any]]) -
     )
     old_rows = {r["text"]: r for r in serving_eval.get("predictions", [])}
     shared = [r for r in candidate.get("predictions", []) if r["text"] in old_rows]
-    paired = None
+    paired_worse = paired_better = False
     if shared:
         new_right = sum(_correct(r) for r in shared)
         old_right = sum(_correct(old_rows[r["text"]]) for r in shared)
-        paired = new_right - old_right
+        gains = sum(_correct(r) and not _correct(old_rows[r["text"]]) for r in shared)
+        losses = sum(_correct(old_rows[r["text"]]) and not _correct(r) for r in shared)
+        paired_worse = _one_sided_p(gains, losses) < PAIRED_P
+        paired_better = _one_sided_p(losses, gains) < PAIRED_P
         lines.append(
             f"På de {len(shared)} testbeskeder, begge modeller er testet på, svarer den nye rigtigt på "
-            f"{new_right} og den gamle på {old_right}."
+            f"{new_right} og den gamle på {old_right}: {gains} blev rigtige, {losses} blev forkerte."
         )
+        if (gains or losses) and not (paired_worse or paired_better):
+            lines.append("Så få beskeder, der skifter, sker også mellem to træninger af næsten de samme data.")
     worse_intents = [
         name for name, row in cand["per_intent"].items()
         if name in old["per_intent"] and old["per_intent"][name]["f1"] - row["f1"] > INTENT_DROP
     ]
     if worse_intents:
         lines.append("Den forstår dårligere: " + ", ".join(sorted(worse_intents)) + ".")
-    if delta < -TOLERANCE or (paired is not None and paired < 0 and delta <= TOLERANCE):
+    if paired_worse or (delta < -TOLERANCE and not paired_better):
         lines.append("Samlet: den nye model er DÅRLIGERE end den i drift. Sæt den ikke i drift – "
                      "se på de eksempler, du har tilføjet.")
         return {"kind": "worse", "approved": False, "lines": lines}
-    if delta > TOLERANCE or (paired is not None and paired > 0 and delta >= -TOLERANCE):
+    if paired_better or delta > TOLERANCE:
         lines.append("Samlet: den nye model er BEDRE end den i drift.")
         return {"kind": "better", "approved": True, "lines": lines}
     lines.append("Samlet: den nye model er LIGE SÅ GOD som den i drift (forskellen er så lille, "
