@@ -47,24 +47,6 @@ from typing import Any, Iterator, Tuple
 
 CPR_MASK = "[CPR-nummer fjernet]"
 
-# What the leader is told when a number was removed (channels send it before
-# the bot's answer; the request itself carries on with the masked text).
-CPR_NOTICE = (
-    "Jeg har fjernet et CPR-nummer fra din besked. Skriv ikke CPR-numre i chatten – "
-    "AF kan hjælpe dig uden. Jeg går videre med resten af din besked."
-)
-CPR_NOTICE_PLURAL = (
-    "Jeg har fjernet {count} CPR-numre fra din besked. Skriv ikke CPR-numre i chatten – "
-    "AF kan hjælpe dig uden. Jeg går videre med resten af din besked."
-)
-
-
-def cpr_notice(count: int) -> str:
-    """The kind Danish notice for ``count`` removed numbers ("" when none)."""
-    if count <= 0:
-        return ""
-    return CPR_NOTICE if count == 1 else CPR_NOTICE_PLURAL.format(count=count)
-
 # Digits are \d on purpose: it also matches full-width and other Unicode
 # digits, which int() understands, so "０１０２０３１２３４" is caught as well.
 _D = r"\d"

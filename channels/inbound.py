@@ -16,7 +16,7 @@ the tracker store, the logs and the actions:
    the tracker store could otherwise replay until it expires. When
    ``settings.identity_required`` and the token
    is missing, expired or wrongly signed, the message is refused with a polite
-   Danish text (``Inbound.refusal``) and must not reach Rasa.
+   Danish response (``Inbound.refusal`` names it) and must not reach Rasa.
 
 Payload commands (``/intent{...}``) are a separate step, because it needs the
 conversation: ``guard_payload(text, offered)`` lets a payload through only when
@@ -30,43 +30,47 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
+from af_core import domain_texts
 from af_core.identity import METADATA_KEY, Identity, IdentityError, metadata_for, verify_token
-from af_core.privacy import cpr_notice, mask_cpr, mask_cpr_continuation, mask_cpr_in, mask_cpr_start
+from af_core.privacy import mask_cpr, mask_cpr_continuation, mask_cpr_in, mask_cpr_start
 from af_core.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-REFUSAL_MISSING = (
-    "Jeg kan ikke se, hvem du er, så jeg kan ikke hjælpe dig her. "
-    "Åbn chatten fra AF's side på KKintra, mens du er logget ind."
-)
-REFUSAL_EXPIRED = (
-    "Dit login til chatten er udløbet. Genindlæs siden på KKintra, så kan vi fortsætte."
-)
-REFUSAL_INVALID = (
-    "Jeg kunne ikke bekræfte, hvem du er. Genindlæs siden på KKintra og prøv igen."
-)
+# What the leader reads when the channel refuses or shortens a message: domain responses
+# (domain/channel.yml), sent as text by the channels (af_core.domain_texts).
+REFUSAL_MISSING = "utter_channel_no_login"
+REFUSAL_EXPIRED = "utter_channel_login_expired"
+REFUSAL_INVALID = "utter_channel_login_invalid"
+REFUSAL_FOREIGN = "utter_channel_foreign_conversation"
+BODY_TOO_LARGE = "utter_channel_body_too_large"
+TOO_FAST = "utter_channel_too_fast"
+TOO_LONG = "utter_channel_too_long"
+CPR_REMOVED, CPR_REMOVED_MANY = "utter_channel_cpr_removed", "utter_channel_cpr_removed_many"
+RESPONSES = (REFUSAL_MISSING, REFUSAL_EXPIRED, REFUSAL_INVALID, REFUSAL_FOREIGN, BODY_TOO_LARGE, TOO_FAST, TOO_LONG,
+             CPR_REMOVED, CPR_REMOVED_MANY)
 
-BODY_TOO_LARGE_TEXT = (
-    "Din besked er alt for lang til chatten, så jeg har ikke læst den. "
-    "Skriv en kortere besked – gerne én ting ad gangen."
-)
-TOO_FAST_TEXT = "Du skriver meget hurtigt. Vent et øjeblik, og skriv så igen."
-REFUSAL_FOREIGN = (
-    "Denne samtale hører til en anden. Genindlæs siden, så starter du en ny samtale."
-)
+
+def say(name: str, **values: Any) -> str:
+    """The text of a channel response (domain/channel.yml)."""
+    return domain_texts.text(name, **values)
+
+
+def cpr_notice(count: int) -> str:
+    """What the leader is told when ``count`` CPR numbers were removed ("" when none); the
+    request itself carries on with the masked text."""
+    if count <= 0:
+        return ""
+    return say(CPR_REMOVED) if count == 1 else say(CPR_REMOVED_MANY, count=count)
+
 
 # Slots/entities that only action_session_start may set (from a verified token).
 IDENTITY_ENTITY_PREFIXES = ("leader_", "identity")
 
 # Control characters and lone UTF-16 surrogates (which crash logging and JSON encoders).
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-TOO_LONG_NOTICE = (
-    "Din besked er meget lang, så jeg har kun læst de første {limit} tegn. "
-    "Skriv gerne kortere beskeder – gerne én ting ad gangen."
-)
 _PAYLOAD_RE = re.compile(r"^(\s*/[^{}\s@]+(?:@[0-9.]+)?)(\{.*\})\s*$", re.DOTALL)
 # Room for a CPR number that straddles the length limit to be masked whole.
 _MASK_MARGIN = 32
@@ -182,7 +186,7 @@ def prepare(text: Any, raw_metadata: Any, settings: Optional[Settings] = None) -
         notices.append(cpr_notice(count))
     if too_long:
         metadata["too_long"] = True
-        notices.append(TOO_LONG_NOTICE.format(limit=f"{limit:,}".replace(",", ".")))
+        notices.append(say(TOO_LONG, limit=f"{limit:,}".replace(",", ".")))
     return Inbound(text=masked, metadata=metadata, identity=identity, notices=notices)
 
 

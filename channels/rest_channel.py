@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable, Dict, Optional, Text, Union
+from typing import Any, Awaitable, Callable, Optional, Text, Union
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
@@ -38,14 +38,17 @@ from channels import conversation, inbound
 logger = logging.getLogger(__name__)
 
 MAX_SENDER_LENGTH = 128
-BAD_REQUEST_TEXT = "Beskeden kunne ikke læses. Send JSON med felterne sender og message."
-ORIGIN_REFUSED_TEXT = "Chatten kan ikke bruges fra denne side."
-REST_OFF_TEXT = "Denne adgang til chatten er slået fra. Brug chatten på AF's side på KKintra."
+# Responses in domain/channel.yml.
+BAD_REQUEST = "utter_channel_bad_request"
+ORIGIN_REFUSED = "utter_channel_origin_refused"
+REST_OFF = "utter_channel_rest_off"
+RESPONSES = (BAD_REQUEST, ORIGIN_REFUSED, REST_OFF)
 
 
-def _reply(sender: Any, text: str, status: int) -> HTTPResponse:
+def _reply(sender: Any, name: str, status: int) -> HTTPResponse:
+    """Response ``name`` (domain/channel.yml) in the REST channel's format."""
     recipient = sender if isinstance(sender, str) else ""
-    return response.json([{"recipient_id": recipient, "text": text}], status=status)
+    return response.json([{"recipient_id": recipient, "text": inbound.say(name), "response": name}], status=status)
 
 
 class AfRestInput(RestInput):
@@ -73,24 +76,24 @@ class AfRestInput(RestInput):
             settings = self.settings
             if not settings.rest_channel_enabled:
                 # Leaders use socket.io; REST is for tests and integrations (AF_REST_CHANNEL).
-                return _reply(None, REST_OFF_TEXT, 404)
+                return _reply(None, REST_OFF, 404)
             origin = request.headers.get("origin")
             if origin and origin not in settings.allowed_origins:
-                return _reply(None, ORIGIN_REFUSED_TEXT, 403)
+                return _reply(None, ORIGIN_REFUSED, 403)
             try:
                 body = request.json
             except Exception:  # sanic raises InvalidUsage on malformed JSON
                 body = None
             if not isinstance(body, dict):
-                return _reply(None, BAD_REQUEST_TEXT, 400)
+                return _reply(None, BAD_REQUEST, 400)
             sender = body.get("sender")
             if isinstance(sender, (int, float)) and not isinstance(sender, bool):
                 sender = str(sender)
             if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_LENGTH:
-                return _reply(None, BAD_REQUEST_TEXT, 400)
+                return _reply(None, BAD_REQUEST, 400)
             if inbound.clean_text(sender) != sender or contains_cpr(sender):
                 # the sender id is stored as the conversation's key, unmasked
-                return _reply(None, BAD_REQUEST_TEXT, 400)
+                return _reply(None, BAD_REQUEST, 400)
 
             prepared = inbound.prepare(body.get("message"), body.get("metadata"), settings)
             if prepared.refused:
@@ -99,7 +102,7 @@ class AfRestInput(RestInput):
             if self._rate is None:
                 self._rate = LeaderRate(settings.leader_messages_per_minute)
             if not self._rate.allow(email):
-                return _reply(sender, inbound.TOO_FAST_TEXT, 429)
+                return _reply(sender, inbound.TOO_FAST, 429)
             state = await conversation.read(request.app, sender)
             if not conversation.may_use(state, email, settings.identity_required):
                 # Another leader's conversation (or, when identity is required, one that

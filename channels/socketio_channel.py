@@ -56,8 +56,10 @@ from channels import conversation, inbound
 logger = logging.getLogger(__name__)
 
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-ORIGIN_REFUSED_TEXT = "Chatten kan ikke bruges fra denne side."
-RESTART_TEXT = "Chatten er startet forfra. Genindlæs siden, hvis du mangler noget af samtalen."
+# Responses in domain/channel.yml (the channel's own, besides those of channels.inbound).
+ORIGIN_REFUSED = "utter_channel_origin_refused"
+RESTARTED = "utter_channel_restarted"
+RESPONSES = (ORIGIN_REFUSED, RESTARTED)
 
 
 async def maybe_await(value: Any) -> Any:
@@ -125,8 +127,10 @@ class AfSocketIOInput(SocketIOInput):
                 logger.warning("Afviste at genbruge en samtale, der tilhører en anden")
         return uuid.uuid4().hex
 
-    async def _say(self, sio: AsyncServer, sid: str, text: str) -> None:
-        await sio.emit(self.bot_message_evt, {"text": text}, room=sid, namespace=self.namespace)
+    async def _say(self, sio: AsyncServer, sid: str, name: str) -> None:
+        """Response ``name`` (domain/channel.yml) to this client only."""
+        await sio.emit(self.bot_message_evt, {"text": inbound.say(name), "response": name}, room=sid,
+                       namespace=self.namespace)
 
     # -- blueprint -----------------------------------------------------------
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
@@ -160,7 +164,7 @@ class AfSocketIOInput(SocketIOInput):
             origin = environ.get("HTTP_ORIGIN")
             if origin and origin not in settings.allowed_origins:
                 logger.warning("socket.io-forbindelse afvist fra fremmed origin %s", origin)
-                raise ConnectionRefusedError(ORIGIN_REFUSED_TEXT)
+                raise ConnectionRefusedError(inbound.say(ORIGIN_REFUSED))
             token = auth.get("token") if isinstance(auth, dict) else None
             email: Optional[str] = None
             try:
@@ -169,7 +173,7 @@ class AfSocketIOInput(SocketIOInput):
                 if settings.identity_required:
                     logger.info("socket.io-forbindelse afvist: identitetstoken %s", exc)
                     refusal = inbound.REFUSAL_EXPIRED if str(exc) == "udløbet" else inbound.REFUSAL_MISSING
-                    raise ConnectionRefusedError(refusal)
+                    raise ConnectionRefusedError(inbound.say(refusal))
             self._sid_email[sid] = email
             return True
 
@@ -197,7 +201,7 @@ class AfSocketIOInput(SocketIOInput):
                 return
             session_id = self._sid_session.get(sid)
             if session_id is None or (self.session_persistence and data.get("session_id") != session_id):
-                await self._say(sio, sid, RESTART_TEXT)
+                await self._say(sio, sid, RESTARTED)
                 return
             prepared = inbound.prepare(data.get("message", ""), data.get(self.metadata_key), settings)
             if prepared.refused:
@@ -211,7 +215,7 @@ class AfSocketIOInput(SocketIOInput):
             if self._rate is None:
                 self._rate = LeaderRate(settings.leader_messages_per_minute)
             if not self._rate.allow(email):
-                await self._say(sio, sid, inbound.TOO_FAST_TEXT)
+                await self._say(sio, sid, inbound.TOO_FAST)
                 return
             state = await conversation.read(self._app, session_id)
             if not conversation.may_use(state, email, settings.identity_required):

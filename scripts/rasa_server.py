@@ -17,10 +17,11 @@ async def _danish_size_refusal(app, _loop) -> None:
     from sanic import response
     from sanic.exceptions import PayloadTooLarge
 
-    from channels.inbound import BODY_TOO_LARGE_TEXT
+    from channels.inbound import BODY_TOO_LARGE, say
 
     def refuse(_request, _exception):
-        return response.json([{"recipient_id": "", "text": BODY_TOO_LARGE_TEXT}], status=413)
+        return response.json([{"recipient_id": "", "text": say(BODY_TOO_LARGE), "response": BODY_TOO_LARGE}],
+                             status=413)
 
     app.error_handler.add(PayloadTooLarge, refuse)
 
@@ -31,6 +32,12 @@ def main(model_path: str, endpoints_path: str) -> None:
     if not settings.rasa_api_token:
         # Without a token Rasa would serve its HTTP API (trackers, events) to anyone.
         sys.exit("FEJL: RASA_API_TOKEN er ikke sat. Rasa-serveren starter ikke med et åbent HTTP-API.")
+    from af_core import domain_texts
+    from channels import inbound, rest_channel, socketio_channel
+
+    gone = domain_texts.missing(inbound.RESPONSES + rest_channel.RESPONSES + socketio_channel.RESPONSES)
+    if gone:  # a trainer renamed or deleted one: say so now, not when a leader is refused
+        sys.exit(f"FEJL: domain/ mangler svarene {', '.join(gone)}, som chatten selv sender (domain/channel.yml).")
     import logging
     import os
 

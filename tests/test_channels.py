@@ -20,7 +20,7 @@ import socketio
 from af_core import rasa_http
 from af_core.identity import issue_token
 from af_core.settings import load_settings
-from channels.inbound import REFUSAL_EXPIRED, REFUSAL_MISSING
+from channels.inbound import REFUSAL_EXPIRED, REFUSAL_MISSING, say
 
 pytest_plugins = ["tests.chat_stack"]
 
@@ -115,9 +115,9 @@ def test_socketio_reply_reconnect_and_conversation_continues(chat_stack):
 
 def test_socketio_refuses_connection_without_valid_token(chat_stack):
     for token, expected in [
-        (None, REFUSAL_MISSING),
-        (token_for(chat_stack, METTE, key="en-helt-anden-noegle-end-udviklingsnoeglen"), REFUSAL_MISSING),
-        (token_for(chat_stack, METTE, ttl=-60), REFUSAL_EXPIRED),
+        (None, say(REFUSAL_MISSING)),
+        (token_for(chat_stack, METTE, key="en-helt-anden-noegle-end-udviklingsnoeglen"), say(REFUSAL_MISSING)),
+        (token_for(chat_stack, METTE, ttl=-60), say(REFUSAL_EXPIRED)),
     ]:
         client = ChatClient(chat_stack, token)
         with pytest.raises(socketio.exceptions.ConnectionError):
@@ -133,7 +133,7 @@ def test_socketio_message_without_token_is_refused_politely_and_not_stored(chat_
     session_id = client.start_session()
     client.say("hemmelig besked uden token", token=None)
     reply = client.wait_for("bot_uttered")
-    assert reply["text"] == REFUSAL_MISSING
+    assert reply["text"] == say(REFUSAL_MISSING) and reply["response"] == REFUSAL_MISSING
     client.close()
     r = requests.get(f"{chat_stack.rasa_url}/conversations/{session_id}/tracker",
                      headers=rasa_http.headers_for_secret(chat_stack.api_token), timeout=10)
@@ -173,14 +173,14 @@ def test_socketio_cannot_join_another_leaders_session(chat_stack):
 
 
 def test_socketio_only_allowed_browser_origins(chat_stack):
-    from channels.socketio_channel import ORIGIN_REFUSED_TEXT
+    from channels.socketio_channel import ORIGIN_REFUSED
 
     token = token_for(chat_stack, METTE)
     evil = ChatClient(chat_stack, token)
     with pytest.raises(socketio.exceptions.ConnectionError):
         evil.sio.connect(chat_stack.rasa_url, transports=["polling"], auth={"token": token},
                          headers={"Origin": "https://evil.example"}, wait_timeout=10)
-    assert (evil.wait_for("connect_error", timeout=5) or {}).get("message") == ORIGIN_REFUSED_TEXT
+    assert (evil.wait_for("connect_error", timeout=5) or {}).get("message") == say(ORIGIN_REFUSED)
     evil.close()
     # The page's own origin gets exactly one CORS header (a doubled header makes browsers refuse).
     ok = requests.get(f"{chat_stack.rasa_url}/socket.io/", params={"EIO": "4", "transport": "polling"},
@@ -212,10 +212,10 @@ def test_rest_with_token_answers_and_masks_cpr(chat_stack):
 def test_rest_refuses_missing_expired_and_forged_tokens(chat_stack):
     sender = "s" + uuid.uuid4().hex  # a letter first: never read as a CPR number
     for metadata, expected in [
-        ({}, REFUSAL_MISSING),
-        ({"identity_token": token_for(chat_stack, METTE, ttl=-5)}, REFUSAL_EXPIRED),
+        ({}, say(REFUSAL_MISSING)),
+        ({"identity_token": token_for(chat_stack, METTE, ttl=-5)}, say(REFUSAL_EXPIRED)),
         ({"identity_token": token_for(chat_stack, METTE, key="forkert-noegle-forkert-noegle-123")}, None),
-        ({"leader_name": "Mette Hansen", "leader_email": "mette.hansen@buf.kk.dk"}, REFUSAL_MISSING),
+        ({"leader_name": "Mette Hansen", "leader_email": "mette.hansen@buf.kk.dk"}, say(REFUSAL_MISSING)),
     ]:
         r = rest(chat_stack, {"sender": sender, "message": "/greet", "metadata": metadata})
         assert r.status_code == 403, metadata
@@ -277,7 +277,7 @@ def test_rest_cannot_write_into_another_leaders_conversation(chat_stack):
     r = rest(chat_stack, {"sender": sender, "message": "hvad er status på mine sager",
                           "metadata": {"identity_token": token_for(chat_stack, JONAS)}})
     assert r.status_code == 403
-    assert [m.get("text") for m in r.json()] == [REFUSAL_FOREIGN]
+    assert [m.get("text") for m in r.json()] == [say(REFUSAL_FOREIGN)]
     tracker = chat_stack.tracker(sender)
     assert "hvad er status på mine sager" not in user_texts(tracker)
     assert tracker["slots"]["leader_email"] == METTE["email"]
@@ -315,13 +315,13 @@ def test_rasa_http_api_takes_no_token_in_the_url(chat_stack):
 
 
 def test_huge_bodies_are_refused_before_they_are_read(chat_stack):
-    from channels.inbound import BODY_TOO_LARGE_TEXT
+    from channels.inbound import BODY_TOO_LARGE
 
     big = json.dumps({"sender": "s" + uuid.uuid4().hex, "message": "x" * (2 * 1024 * 1024),
                       "metadata": {"identity_token": token_for(chat_stack, METTE)}})
     r = rest(chat_stack, big)
     assert r.status_code == 413
-    assert [m.get("text") for m in r.json()] == [BODY_TOO_LARGE_TEXT]  # in Danish, in the channel's format
+    assert [m.get("text") for m in r.json()] == [say(BODY_TOO_LARGE)]  # in Danish, in the channel's format
     assert requests.get(f"{chat_stack.rasa_url}/", timeout=10).status_code == 200  # still serving
 
 

@@ -11,7 +11,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from af_core.privacy import CPR_MASK, mask_cpr_continuation, mask_cpr_start
 from af_core.settings import load_settings
 from channels import conversation, inbound
-from channels.rest_channel import REST_OFF_TEXT, AfRestInput
+from channels.rest_channel import REST_OFF, AfRestInput
 
 METTE = "mette.hansen@buf.kk.dk"
 
@@ -119,7 +119,7 @@ def test_the_rest_channel_is_off_in_production_unless_configured(production_sett
     request = SimpleNamespace(headers={}, json={"sender": "s1", "message": "hej"}, args={}, app=None)
     assert production_settings.rest_channel_enabled is False
     response = asyncio.run(_rest_handler(production_settings)(request))
-    assert response.status == 404 and json.loads(response.body)[0]["text"] == REST_OFF_TEXT
+    assert response.status == 404 and json.loads(response.body)[0]["response"] == REST_OFF
     assert load_settings({"AF_MODE": "development"}).rest_channel_enabled is True
 
 
@@ -161,4 +161,4 @@ def test_the_rest_channel_answers_a_too_fast_leader_in_danish(production_setting
     statuses = [send().status for _ in range(30)]
     assert 429 not in statuses
     refused = send()
-    assert refused.status == 429 and json.loads(refused.body)[0]["text"] == inbound.TOO_FAST_TEXT
+    assert refused.status == 429 and json.loads(refused.body)[0]["text"] == inbound.say(inbound.TOO_FAST)

@@ -156,7 +156,7 @@ def test_the_bot_tells_the_leader_that_the_number_was_removed(stack):
     stack.send(sender, "hej", token=token)
     replies = stack.send(sender, "Jeg skal bruge en blanket til vikar for 150384-1231", token=token)
     text = _texts(replies)
-    # Kindly told that the number was removed (af_core.privacy.cpr_notice) ...
+    # Kindly told that the number was removed (channels.inbound.cpr_notice, domain/channel.yml) ...
     assert re.search(r"fjernet.{0,40}CPR|CPR.{0,40}fjernet", text, re.IGNORECASE | re.DOTALL), text
     # ... and the request carries on: there is more than the notice.
     assert len([m for m in replies if m.get("text") or m.get("buttons")]) >= 2, replies

@@ -384,7 +384,7 @@ early.info("processor.info", text="cpr 0102031234 her")
 
 
 def test_notice_for_the_leader_is_danish_and_counts():
-    from af_core.privacy import cpr_notice
+    from channels.inbound import cpr_notice
 
     assert cpr_notice(0) == ""
     one = cpr_notice(1)

@@ -30,8 +30,10 @@ from tests import response_paths
 from tests.domain_helpers import DOMAIN, ROOT, load_domain, variation
 
 ACTIONS = ROOT / "actions"
-# The actions and the core modules they speak through (the reply plans, the request dialogue).
-MODULES = sorted(ACTIONS.glob("*.py")) + sorted((ROOT / "af_core").glob("*.py"))
+# The actions and the core modules they speak through (the reply plans, the request dialogue),
+# and what speaks to the leader outside an action: the channels and the web server's hand-over.
+MODULES = (sorted(ACTIONS.glob("*.py")) + sorted((ROOT / "af_core").glob("*.py"))
+           + sorted((ROOT / "channels").glob("*.py")) + [ROOT / "web" / "handoff_flow.py"])
 
 # Modules that never speak to a leader: they are not scanned (their strings are log lines, errors
 # for operators and trainers, SQL, ServiceNow fields, grammar word lists). A new module is scanned.
@@ -45,6 +47,7 @@ NOT_DIALOGUE = {
     "case_service.py",
     "textsim.py",  # text similarity for the trainer's tools
     "transcript.py",  # the console's transcript labels (supporters read them, web/support.py)
+    "conversation.py",  # channels/: reads the stored conversation; log lines only
 }
 # (module, function or "*") -> why Danish text may stand there.
 ALLOWED: Dict[Tuple[str, str], str] = {
@@ -223,8 +226,12 @@ def _slots(domain) -> Set[str]:
     return set(domain["slots"]) | {"requested_slot", "session_started_metadata"}
 
 
+# Strings shaped like a response name that are Rasa's own keys.
+RASA_KEYS = {"utter_action"}  # the metadata key naming the response a bot event says
+
+
 def _literal_response_names() -> Dict[str, List[str]]:
-    """Response names written in actions/*.py -> where."""
+    """Response names written in the scanned modules -> where."""
     names: Dict[str, List[str]] = {}
     for path in MODULES:
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -232,7 +239,8 @@ def _literal_response_names() -> Dict[str, List[str]]:
         for node in ast.walk(tree):
             if id(node) in in_fstrings:
                 continue
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and _RESPONSE_NAME.match(node.value):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and _RESPONSE_NAME.match(node.value) \
+                    and node.value not in RASA_KEYS:
                 names.setdefault(node.value, []).append(f"{path.name}:{node.lineno}")
             elif isinstance(node, ast.JoinedStr) and isinstance(node.values[0], ast.Constant) \
                     and str(node.values[0].value).startswith("utter_"):
@@ -282,7 +290,8 @@ def test_every_message_an_action_sends_is_a_response_with_the_variables_it_needs
     # Said by Rasa's own actions (action_default_fallback, action_restart), or the main menu's
     # definition whose buttons af_core/menu.py reads.
     rasa_and_menu = {"utter_default", "utter_restart", "utter_main_menu"}
-    unused = set(DOMAIN["responses"]) - seen - parts - in_data - form_questions - rasa_and_menu
+    outside = {name for names in _outside_actions().values() for name in names}  # channels, hand-over
+    unused = set(DOMAIN["responses"]) - seen - parts - in_data - form_questions - rasa_and_menu - outside
     assert unused == set(), "responses no action, rule or story uses (or the paths miss them)"
 
 
@@ -343,6 +352,62 @@ def test_a_trainer_changes_a_sentence_in_yaml_and_the_leader_reads_the_new_one(t
     leader_reads = render({"responses": {"x": [read]}}, "x", case=message["case"])
     assert leader_reads.startswith("Sådan står det til med sagen:\n• AFH0001003 – ")
     assert "{" not in leader_reads
+
+
+def _outside_actions() -> Dict[str, Tuple[str, ...]]:
+    from channels import inbound, rest_channel, socketio_channel
+    from web import handoff_flow
+
+    return {"channels.inbound": inbound.RESPONSES, "channels.rest_channel": rest_channel.RESPONSES,
+            "channels.socketio_channel": socketio_channel.RESPONSES, "web.handoff_flow": handoff_flow.RESPONSES}
+
+
+def test_every_sentence_sent_outside_an_action_is_a_response_in_the_domain():
+    """The channels' refusals and notices and the hand-over's messages (af_core.domain_texts)."""
+    missing = {module: [n for n in names if n not in DOMAIN["responses"]]
+               for module, names in _outside_actions().items()}
+    assert {m: n for m, n in missing.items() if n} == {}
+    for names in _outside_actions().values():
+        for name in names:
+            assert "{" not in render(DOMAIN, name, count=2, limit="2.000", supporter="Sofie fra AF", first_name="Sofie",
+                                     reference="AFH0001001", promise="", phone="33 66 33 66"), name
+
+
+def test_a_trainer_changes_a_channel_sentence_and_the_leader_reads_it_without_a_restart(tmp_path, monkeypatch):
+    import shutil
+
+    from af_core import domain_texts
+    from af_core.settings import load_settings
+    from channels import inbound
+
+    folder = tmp_path / "domain"
+    shutil.copytree(ROOT / "domain", folder)
+    monkeypatch.setattr(domain_texts, "DOMAIN_DIR", folder)
+    settings = load_settings({"AF_MODE": "development", "AF_IDENTITY_REQUIRED": "true"})
+    refused = inbound.prepare("hej", {}, settings)
+    assert refused.refusal == inbound.REFUSAL_MISSING
+    assert inbound.say(refused.refusal).startswith("Jeg kan ikke se, hvem du er")
+    path = folder / "channel.yml"
+    text = path.read_text(encoding="utf-8")
+    old = '"Jeg kan ikke se, hvem du er, så jeg kan ikke hjælpe dig her.'
+    assert old in text
+    path.write_text(text.replace(old, '"Du er ikke logget ind.'), encoding="utf-8")
+    assert inbound.say(refused.refusal).startswith("Du er ikke logget ind. Åbn chatten fra AF's side")
+    # variables are still filled in
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "Jeg har fjernet {count} CPR-numre fra din besked.", "{count} CPR-numre er fjernet."), encoding="utf-8")
+    notice = inbound.prepare("0102031234 og 0203041234", {}, load_settings({"AF_MODE": "development"})).notices
+    assert notice[0].startswith("2 CPR-numre er fjernet.")
+
+
+def test_the_hand_over_names_the_response_it_says():
+    from af_core import domain_texts
+    from web import handoff_flow
+
+    event = domain_texts.bot_event(handoff_flow.TIMEOUT_NEW_CASE, reference="AFH0001001", promise=" i dag")
+    assert event["metadata"] == {"utter_action": "utter_handoff_timeout_new_case"}
+    assert "(AFH0001001), så en medarbejder kontakter dig i dag." in event["text"]
+    assert [b["payload"] for b in event["data"]["buttons"]] == ["/book_meeting", "/find_form"]
 
 
 def test_the_domain_files_are_valid_yaml_with_text_in_every_response():

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
-from af_core import case_service, transcript
+from af_core import case_service, domain_texts, transcript
 from af_core.handoff_store import CLOSED, RETURNED, TIMED_OUT, Handoff, HandoffStore
 from af_core.menu import MENU_WITHOUT_PERSON
 from af_core.privacy import mask_cpr
@@ -45,6 +45,19 @@ RESUME_RETRY_SECONDS = 10.0
 # A leader who asks again after a time-out, while the "ønsker at blive kontaktet" case from then is still
 # open, gets that case named again (a working day; AF contacts them about it anyway).
 TIMEOUT_CASE_REUSE_SECONDS = 8 * 3600
+
+
+# What the leader reads when a supporter takes, gives back or closes a conversation, or nobody
+# took it in time: responses in domain/channel.yml.
+TAKEN = "utter_handoff_taken"
+RETURNED_TO_BOT = "utter_handoff_returned"
+FINISHED, FINISHED_WITH_CASE = "utter_handoff_finished", "utter_handoff_finished_with_case"
+BOT_BACK = "utter_handoff_bot_back"
+TIMEOUT_EARLIER_CASE = "utter_handoff_timeout_earlier_case"
+TIMEOUT_NEW_CASE = "utter_handoff_timeout_new_case"
+TIMEOUT_NO_CASE = "utter_handoff_timeout_no_case"
+RESPONSES = (TAKEN, RETURNED_TO_BOT, FINISHED, FINISHED_WITH_CASE, BOT_BACK, TIMEOUT_EARLIER_CASE, TIMEOUT_NEW_CASE,
+             TIMEOUT_NO_CASE)
 
 
 class FlowError(Exception):
@@ -63,12 +76,6 @@ class Flow:
     api: RasaApi
 
     # -- helpers -------------------------------------------------------------------
-    def _bot(self, text: str, buttons: Optional[List[Dict[str, str]]] = None) -> Dict[str, Any]:
-        event: Dict[str, Any] = {"event": "bot", "text": text, "metadata": {}}
-        if buttons:
-            event["data"] = {"buttons": buttons}
-        return event
-
     @staticmethod
     def _resume() -> List[Dict[str, Any]]:
         return [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
@@ -139,7 +146,7 @@ class Flow:
         await asyncio.to_thread(self.store.audit, "take", username, handoff)
         label = transcript.supporter_label(name)
         await self.api.append(handoff.conversation_id, [
-            self._bot(f"Nu skriver du med {label}. Medarbejderen kan læse det, du har skrevet til mig.")
+            domain_texts.bot_event(TAKEN, supporter=label)
         ])
         return handoff
 
@@ -168,9 +175,7 @@ class Flow:
             raise FlowError("Samtalen kunne ikke gives tilbage. Prøv igen.")
         await asyncio.to_thread(self.store.audit, "return", username, handoff)
         first = transcript.supporter_label(name).split(" fra ")[0]
-        await self._resume_with(handoff, self._bot(
-            f"Nu er det mig, AF-assistenten, igen. {first} har givet samtalen tilbage til mig. "
-            "Hvad kan jeg hjælpe med?", MENU_WITHOUT_PERSON))
+        await self._resume_with(handoff, domain_texts.bot_event(RETURNED_TO_BOT, MENU_WITHOUT_PERSON, first_name=first))
         return handoff
 
     async def close(self, handoff_id: int, username: str, name: str, create_case: bool,
@@ -197,11 +202,11 @@ class Flow:
         await asyncio.to_thread(self.store.audit, "close", username, handoff,
                                 f"sag {reference}" if reference else None)
         first = transcript.supporter_label(name).split(" fra ")[0]
-        text = f"{first} har afsluttet samtalen. Tak fordi du skrev."
         if reference:
-            text += f" Der er oprettet en sag med samtalen: {reference}."
-        text += " Skriv bare igen, hvis du har brug for mere – så svarer jeg, AF-assistenten."
-        await self._resume_with(handoff, self._bot(text))
+            finished = domain_texts.bot_event(FINISHED_WITH_CASE, first_name=first, reference=reference)
+        else:
+            finished = domain_texts.bot_event(FINISHED, first_name=first)
+        await self._resume_with(handoff, finished)
         return {"case_reference": reference, "case_error": case_error}
 
     # -- nobody came ----------------------------------------------------------------------
@@ -235,30 +240,13 @@ class Flow:
                                     (f"samme sag som før: {reference}" if reused else f"sag {reference}")
                                     if reference else "ingen sag")
         if reused:
-            text = (
-                "Undskyld ventetiden. Ingen medarbejder nåede at tage chatten. Du har allerede en henvendelse hos "
-                f"AF ({reference}) fra tidligere, så en medarbejder kontakter dig. "
-                "Vil du hellere booke et møde, kan du gøre det her."
-            )
-            buttons = [{"title": "Book et møde med AF", "payload": "/book_meeting"},
-                       {"title": "Find en blanket", "payload": "/find_form"}]
+            message = domain_texts.bot_event(TIMEOUT_EARLIER_CASE, reference=reference)
         elif reference:
-            text = (
-                "Undskyld ventetiden. Ingen medarbejder nåede at tage chatten. Jeg har oprettet en henvendelse "
-                f"til AF ({reference}), så en medarbejder kontakter dig{' ' + promise if promise else ''}. "
-                "Vil du hellere booke et møde, kan du gøre det her."
-            )
-            buttons = [{"title": "Book et møde med AF", "payload": "/book_meeting"},
-                       {"title": "Find en blanket", "payload": "/find_form"}]
+            message = domain_texts.bot_event(TIMEOUT_NEW_CASE, reference=reference,
+                                             promise=" " + promise if promise else "")
         else:
-            text = (
-                "Undskyld ventetiden. Ingen medarbejder nåede at tage chatten. Jeg kan oprette en henvendelse, "
-                f"så en medarbejder fra AF kontakter dig, eller du kan booke et møde. Du kan også ringe til AF på "
-                f"{self.profile.phone}."
-            )
-            buttons = [{"title": "Opret en henvendelse", "payload": "/request_help"},
-                       {"title": "Book et møde med AF", "payload": "/book_meeting"}]
-        await self._resume_with(handoff, self._bot(text, buttons))
+            message = domain_texts.bot_event(TIMEOUT_NO_CASE, phone=self.profile.phone)
+        await self._resume_with(handoff, message)
         return reference
 
     async def sweep(self) -> int:
@@ -272,8 +260,7 @@ class Flow:
                 if handoff.status == TIMED_OUT:
                     await self.time_out(handoff)
                 else:
-                    await self._resume_with(handoff, self._bot(
-                        "Nu svarer jeg, AF-assistenten, igen. Hvad kan jeg hjælpe med?", MENU_WITHOUT_PERSON))
+                    await self._resume_with(handoff, domain_texts.bot_event(BOT_BACK, MENU_WITHOUT_PERSON))
             except Exception:
                 log.exception("Kunne ikke give chat %s tilbage til assistenten (prøver igen)", handoff.id)
         return len(due) + len(stuck)
