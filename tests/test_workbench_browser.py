@@ -167,7 +167,7 @@ def test_a_trainer_improves_the_assistant_in_the_browser(tmp_path):
                    AF_TEST_TRAINER_PASSWORD=DEV_TRAINER_PASSWORD, AF_TEST_CASES=json.dumps(cases),
                    AF_TEST_IGNORE=IGNORED)
         result = subprocess.run([node, "tests/browser/workbench.spec.mjs"], cwd=ROOT, env=env, capture_output=True,
-                                text=True, timeout=900)
+                                text=True, timeout=2400)
         print(result.stdout)
         job_log = (tmp_path / "var" / "traener" / "job.log")
         assert result.returncode == 0, (f"{result.stdout}\n{result.stderr}\n{stack.logs()}\n"
