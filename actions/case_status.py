@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Text
 from zoneinfo import ZoneInfo
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 

@@ -7,7 +7,6 @@ SERVICENOW_TABLE (default u_af_henvendelse). Stops on SIGTERM/SIGINT.
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sys
 
