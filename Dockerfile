@@ -49,6 +49,10 @@ COPY profiles/ profiles/
 COPY domain/ domain/
 COPY data/ data/
 COPY config.yml credentials.yml endpoints.yml ./
+# What the trainer's workbench measures a new model on (the trainer service, docker-compose.yml).
+COPY tests/eval/ tests/eval/
+COPY tests/heldout/ tests/heldout/
+COPY tests/stories/ tests/stories/
 COPY --from=js /app/node_modules/ node_modules/
 
 # -- train the model for exactly this code and data --
@@ -88,9 +92,12 @@ CMD ["python", "scripts/action_server_app.py"]
 # -- the Rasa server (default target): Python 3.10, Rasa 3.6, the model --
 FROM rasa-base AS rasa
 COPY --from=model /app/models/ models/
+# data/, domain/, profiles/ and models/ belong to af too: the trainer service (same image) edits them
+# and trains into models/ (its volumes are first filled from here, with the owner).
 RUN useradd --system --uid 10001 --create-home af \
     && mkdir -p var/shared var/models logs \
-    && chown -R af:af var logs
+    && chown -R af:af var logs \
+    && chown -R af:af data domain profiles models
 USER af
 # Listen on all interfaces inside the container; the compose network / pod network decides who reaches it.
 ENV AF_BIND_HOST=0.0.0.0 \

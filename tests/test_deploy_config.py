@@ -69,7 +69,7 @@ def test_docker_compose_accepts_the_file_offline(tmp_path):
     shutil.copy(ROOT / "docker-compose.yml", tmp_path)
     env = "\n".join(f"{k}={v or 'x'}" for k, v in _example().items())
     (tmp_path / ".env").write_text(env + "\n")
-    for args in ([], ["--profile", "development"]):
+    for args in ([], ["--profile", "development"], ["--profile", "trainer"]):
         result = subprocess.run(["docker-compose", *args, "-f", "docker-compose.yml", "config", "-q"],
                                 cwd=tmp_path, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
@@ -141,3 +141,24 @@ def test_every_rasa_replica_in_compose_follows_one_shared_model_store():
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     rasa_stage = dockerfile.split(" AS rasa\n", 1)[1]
     assert "var/models" in rasa_stage  # the mount point exists and belongs to the image's user
+
+
+def test_the_trainer_service_trains_on_the_rasa_image_into_the_replicas_model_store():
+    """Issue 17: the workbench trains only where Rasa is (trainer.jobs.can_train). In Compose that
+    is the trainer service on the Rasa image; what it activates is the store the replicas follow,
+    and the proxy sends the workbench there only while it runs."""
+    trainer, rasa = SERVICES["trainer"], SERVICES["rasa"]
+    assert trainer["image"] == rasa["image"] and trainer["profiles"] == ["trainer"]
+    assert trainer["command"] == ["python", "-m", "web"]
+    env = trainer["environment"]
+    assert env["AF_TRAINER_PYTHON"] == "/usr/local/bin/python" and env["AF_TRAINER_ROOT"] == "/app"
+    assert env["AF_MODELS_DIR"] == "/app/models" and "models:/app/models" in trainer["volumes"]
+    assert "models:/app/var/models" in rasa["volumes"]  # the same volume
+    for folder in ("data", "domain", "profiles"):
+        assert any(v.endswith(f":/app/{folder}") for v in trainer["volumes"]), folder
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    base = dockerfile.split(" AS rasa-base\n", 1)[1].split("\nFROM ", 1)[0]
+    assert "COPY tests/eval/ tests/eval/" in base  # what a new model is measured on
+    proxy = (ROOT / "deploy" / "haproxy.cfg").read_text(encoding="utf-8")
+    assert "use_backend trainer if to_trainer { nbsrv(trainer) gt 0 }" in proxy
+    assert "server-template trainer 1 trainer:8080" in proxy

@@ -38,7 +38,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from af_core.settings import DEV_SUPPORTER_USERNAME, DEV_TRAINER_USERNAME, PROJECT_ROOT, load_settings
 from trainer import annotate, editing, serving
-from trainer.files import Conflict
+from trainer.files import Conflict, TrainerError
 from trainer.project import Project
 from web import support_auth, workbench
 
@@ -498,6 +498,21 @@ def test_a_second_training_is_refused_while_one_runs(settings, monkeypatch):
     jobs.job_file(project).write_text(json.dumps({"id": "x", "state": "running", "pid": sleeper.pid,
                                                   "started_at": time.time() - 60}))
     assert jobs.status(project)["state"] == "failed"  # the process is gone: said so, never "running" forever
+
+
+def test_a_server_without_rasa_says_where_to_train_and_starts_nothing(settings, tmp_path):
+    """The app image (Python 3.12) has no Rasa: the trainer is told so, in Danish, and no job starts."""
+    from trainer import jobs
+
+    project = Project.for_settings(settings)
+    python = tmp_path / "bin" / "python3"
+    python.parent.mkdir()
+    python.symlink_to(sys.executable)  # a Python, but no `rasa` beside it
+    without = Project(project.root, project.profile_dir, project.var_dir, str(python), project.eval_sets, False)
+    assert jobs.can_train(project) and not jobs.can_train(without)
+    with pytest.raises(TrainerError, match="serveren har ikke Rasa"):
+        jobs.start(without, ANNA, "Anna Berg")
+    assert not jobs.job_file(without).exists()
 
 
 def test_the_sealed_evaluation_batches_are_never_used(settings):

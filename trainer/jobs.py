@@ -112,8 +112,18 @@ def request_for(project: Project, **extra: Any) -> Dict[str, Any]:
             "eval_sets": list(project.eval_sets), "story_tests": project.story_tests, **extra}
 
 
+def can_train(project: Project) -> bool:
+    """Whether the trainer's Python has Rasa (its ``rasa`` command beside it, as tools.train runs it).
+    The app image (Python 3.12, no Rasa) has not; the trainer service on the Rasa image has."""
+    return Path(project.python).with_name("rasa").is_file()
+
+
 def start(project: Project, user: str, name: str) -> Dict[str, Any]:
     """Start retraining unless a job is running (Busy). Returns the new job's status."""
+    if not can_train(project):
+        raise TrainerError("Der kan ikke trænes en model her: serveren har ikke Rasa. Brug træner-værktøjet i "
+                           "træner-tjenesten (se docs/deployment.md, \"Træner-værktøjet\"), eller bed en udvikler "
+                           "sætte AF_TRAINER_PYTHON til en Python med Rasa.")
     with write_lock(project.root):
         current = status(project)
         if current["state"] == "running":
