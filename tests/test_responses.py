@@ -356,10 +356,11 @@ def test_a_trainer_changes_a_sentence_in_yaml_and_the_leader_reads_the_new_one(t
 
 def _outside_actions() -> Dict[str, Tuple[str, ...]]:
     from channels import inbound, rest_channel, socketio_channel
-    from web import handoff_flow
+    from web import handoff_flow, leader_page
 
     return {"channels.inbound": inbound.RESPONSES, "channels.rest_channel": rest_channel.RESPONSES,
-            "channels.socketio_channel": socketio_channel.RESPONSES, "web.handoff_flow": handoff_flow.RESPONSES}
+            "channels.socketio_channel": socketio_channel.RESPONSES, "web.handoff_flow": handoff_flow.RESPONSES,
+            "web.leader_page (the chat window)": tuple(leader_page.WIDGET_TEXTS.values())}
 
 
 def test_every_sentence_sent_outside_an_action_is_a_response_in_the_domain():

@@ -95,3 +95,30 @@ def test_other_modules_can_add_routes(monkeypatch):
         return await (await client.get("/support")).text()
 
     assert run(DEV, scenario) == "konsol"
+
+
+def test_the_widget_speaks_with_the_domain_wording_a_trainer_can_change(tmp_path, monkeypatch):
+    """Every sentence of the chat window (af-chat.js's T) is a response in domain/channel.yml; the
+    web server puts them into the file it sends, and a trainer's change is there at the next load."""
+    import re
+    import shutil
+
+    from af_core import domain_texts
+    from web import leader_page
+
+    source = leader_page.WIDGET_FILE.read_text(encoding="utf-8")
+    keys = set(re.findall(r"^    (\w+): \"", source.split("var T = {", 1)[1].split("};", 1)[0], re.M))
+    assert keys - {"masked"} == set(leader_page.WIDGET_TEXTS), "a widget text without a domain response"
+    folder = tmp_path / "domain"
+    shutil.copytree(domain_texts.DOMAIN_DIR, folder)
+    monkeypatch.setattr(domain_texts, "DOMAIN_DIR", folder)
+
+    async def scenario(client):
+        return await (await client.get("/static/af-chat.js")).text()
+
+    js = run(DEV, scenario)
+    assert leader_page.WIDGET_MARKER not in js and '"notSent": "Beskeden er ikke sendt' in js
+    path = folder / "channel.yml"
+    path.write_text(path.read_text(encoding="utf-8").replace('"Skriv din besked…"', '"Hvad vil du spørge om?"'),
+                    encoding="utf-8")
+    assert '"placeholder": "Hvad vil du spørge om?"' in run(DEV, scenario)

@@ -16,12 +16,14 @@ Routes:
 from __future__ import annotations
 
 import html
+import json
 import logging
 from pathlib import Path
 from typing import Any, Dict, List
 
 from aiohttp import web
 
+from af_core import domain_texts
 from af_core.identity import IdentityError, issue_token
 from af_core.profile import get_profile
 from af_core.settings import PROJECT_ROOT, Settings
@@ -156,8 +158,34 @@ async def socketio_client(_: web.Request) -> web.StreamResponse:
     return web.FileResponse(SOCKETIO_CLIENT, headers={"Content-Type": "application/javascript"})
 
 
+# The widget's own wording (af-chat.js's T): responses in domain/channel.yml.
+WIDGET_TEXTS = {
+    "open": "utter_widget_open", "close": "utter_widget_close", "label": "utter_widget_label",
+    "placeholder": "utter_widget_placeholder", "send": "utter_widget_send", "log": "utter_widget_log",
+    "you": "utter_widget_you", "bot": "utter_widget_bot", "choices": "utter_widget_choices",
+    "connecting": "utter_widget_connecting", "offline": "utter_widget_offline",
+    "notSent": "utter_widget_not_sent", "refused": "utter_widget_refused", "noToken": "utter_widget_no_token",
+    "newWindow": "utter_widget_new_window", "chattingAs": "utter_widget_chatting_as",
+}
+WIDGET_FILE = STATIC_DIR / "af-chat.js"
+WIDGET_MARKER = "/*AF_CHAT_TEXTS*/null"
+
+
+def widget_source() -> str:
+    """af-chat.js with its wording from the domain (read again when a domain file changes)."""
+    texts = {key: domain_texts.text(name) for key, name in WIDGET_TEXTS.items()}
+    source = WIDGET_FILE.read_text(encoding="utf-8")
+    return source.replace(WIDGET_MARKER, json.dumps(texts, ensure_ascii=False), 1)
+
+
+async def widget(_: web.Request) -> web.Response:
+    return web.Response(text=widget_source(), content_type="application/javascript", charset="utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
 def setup(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/", page)
+    app.router.add_get("/static/af-chat.js", widget)
     app.router.add_get("/static/vendor/socket.io.min.js", socketio_client)
     if settings.development:
         app.router.add_post("/dev/token", dev_token)

@@ -38,6 +38,15 @@
     chattingAs: "Du chatter som ",
     masked: "[CPR-nummer fjernet]"
   };
+  // The wording comes from domain/channel.yml (utter_widget_*), filled in by the web server that
+  // serves this file (web/leader_page.py), so AF's trainers change it where they change every
+  // other sentence. The texts above are used only where this file is served without it.
+  var FROM_DOMAIN = /*AF_CHAT_TEXTS*/null;
+  if (FROM_DOMAIN) {
+    Object.keys(FROM_DOMAIN).forEach(function (key) {
+      if (typeof FROM_DOMAIN[key] === "string" && key !== "masked") T[key] = FROM_DOMAIN[key];
+    });
+  }
   var STORE_KEY = "afChat.v1";
   var MAX_STORED = 200;
   // Display-side masking of what the leader typed (the server masks for real), so the
