@@ -2,8 +2,12 @@
 
 `stack` starts the whole running system (scripts/run.py: emulator, action
 server, outbox worker, Rasa server, web) once per test session, on free
-loopback ports, with its own var/ and logs/ folders, in development mode.
-Tests that need it are marked `stack` implicitly by using the fixture.
+loopback ports, with its own var/ and logs/ folders, in development mode with
+the login required (AF_IDENTITY_REQUIRED=true, as in production), so the
+channels' refusals and the page's demo-leader picker are tested on the same
+stack as the dialogue. It is the suite's one stack: the model is loaded once.
+(tests/test_workbench_browser.py starts its own on a copy of the project,
+because it trains and activates a new model.)
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from af_core import rasa_http  # noqa: E402
 from af_core.identity import issue_token  # noqa: E402
-from af_core.settings import load_settings  # noqa: E402
+from af_core.settings import DEV_IDENTITY_JWT_KEY, load_settings  # noqa: E402
 from tests.production_env import PRODUCTION_ENV  # noqa: E402
 
 # The code's default mode is production, which refuses to load without its secrets. Unless the
@@ -79,7 +83,13 @@ class Stack:
     web_url: str
     api_token: str
     process: subprocess.Popen
+    identity_key: str = DEV_IDENTITY_JWT_KEY
     _counter: List[int] = field(default_factory=lambda: [0])
+
+    def logs(self) -> str:
+        """The end of every server's log (for a failing test's message)."""
+        return "\n".join(f"--- {p.name} ---\n" + p.read_text(encoding="utf-8", errors="replace")[-4000:]
+                         for p in sorted(self.log_dir.glob("*.log")))
 
     @property
     def settings(self):
@@ -144,6 +154,10 @@ def stack(tmp_path_factory) -> Stack:
             "AF_EMULATOR_PORT": str(ports["emulator"]),
             "AF_WEB_PORT": str(ports["web"]),
             "AF_OUTBOX_INTERVAL_SECONDS": "1",
+            # As in production: no message reaches the dialogue without a verified login.
+            "AF_IDENTITY_REQUIRED": "true",
+            # the attack run (tests/test_attack_run.py) logs in "from" many addresses
+            "AF_WEB_TRUSTED_PROXIES": "127.0.0.1",
             "PYTHONPATH": str(ROOT),
             "TF_CPP_MIN_LOG_LEVEL": "2",
             # A user who has never run Rasa: its first run must not disturb make run (the

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 from devtools import attack_run
 
-pytest_plugins = ["tests.chat_stack"]
 
-
-def test_the_insider_attack_run_finds_no_hole(chat_stack):
+def test_the_insider_attack_run_finds_no_hole(stack):
     target = attack_run.Target(
-        rasa=chat_stack.rasa_url, web=chat_stack.web_url, emulator="http://127.0.0.1:9",  # ServiceNow away
-        var_dir=chat_stack.tmp / "var", log_dir=chat_stack.log_dir, api_token=chat_stack.api_token,
-        identity_key=chat_stack.identity_key,
+        rasa=stack.rasa_url, web=stack.web_url, emulator=stack.emulator_url,
+        var_dir=stack.var_dir, log_dir=stack.log_dir, api_token=stack.api_token,
+        identity_key=stack.identity_key,
     )
     findings = attack_run.run(target)
     failed = [f"{f.attack}: {f.detail}" for f in findings if not f.ok]

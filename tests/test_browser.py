@@ -15,14 +15,13 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.chat_stack"]
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("AF_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
 
 
-def test_leader_chats_in_a_real_browser(chat_stack):
+def test_leader_chats_in_a_real_browser(stack):
     node = shutil.which("node")
     missing = [
         what
@@ -35,10 +34,10 @@ def test_leader_chats_in_a_real_browser(chat_stack):
     ]
     if missing:
         pytest.fail("Browsertesten mangler: " + ", ".join(missing))
-    env = dict(os.environ, AF_TEST_WEB_URL=chat_stack.web_url + "/", AF_TEST_SCREENSHOT_DIR=str(SCREENSHOTS),
+    env = dict(os.environ, AF_TEST_WEB_URL=stack.web_url + "/", AF_TEST_SCREENSHOT_DIR=str(SCREENSHOTS),
                AF_TEST_CHROMIUM=CHROMIUM)
     result = subprocess.run([node, "tests/browser/chat.spec.mjs"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=600)
     print(result.stdout)
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{chat_stack.logs()}"
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{stack.logs()}"
     assert (SCREENSHOTS / "01-hilsen.png").is_file()

@@ -17,7 +17,7 @@ def _texts(messages):
 
 def test_greeting_in_danish_with_the_main_menu(stack):
     sender = stack.new_sender("greet")
-    messages = stack.send(sender, "hej")
+    messages = stack.send(sender, "hej", token=stack.token_for())
     assert "AF-assistenten" in _texts(messages)
     payloads = [b["payload"] for m in messages for b in m.get("buttons", [])]
     assert payloads == ["/find_form", "/ask_question", "/request_help", "/book_meeting", "/case_status", "/human_handoff"]
@@ -42,7 +42,8 @@ def test_the_http_api_refuses_requests_without_the_token(stack):
 def test_restart_keeps_history_does_not_retrain_and_leaves_no_process(stack, tmp_path):
     """Stop the stack, start it again on the same var/: the conversation is still there."""
     sender = stack.new_sender("persist")
-    stack.send(sender, "hej")
+    token = stack.token_for()
+    stack.send(sender, "hej", token=token)
     before = len(stack.tracker(sender)["events"])
     models_before = sorted(p.name for p in (ROOT / "models").glob("*.tar.gz"))
 
@@ -64,4 +65,4 @@ def test_restart_keeps_history_does_not_retrain_and_leaves_no_process(stack, tmp
     )
     _wait_ready(stack.process, out_path, timeout=240)
     assert len(stack.tracker(sender)["events"]) >= before
-    assert stack.send(sender, "tak")  # the conversation goes on
+    assert stack.send(sender, "tak", token=token)  # the conversation goes on
