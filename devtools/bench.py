@@ -35,7 +35,6 @@ import random
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -214,6 +213,7 @@ class Bot:
     procs: List[Proc] = field(default_factory=list)
     token_for: Callable[[int], str] = lambda i: ""
     expected_counts: List[int] = field(default_factory=list)
+    action_calls: List[List[str]] = field(default_factory=list)  # custom actions per turn (calibration)
     cold_start_s: Optional[float] = None
     model: str = ""
     cleanup: List[Callable[[], None]] = field(default_factory=list)
@@ -502,6 +502,61 @@ async def calibrate(bot: Bot) -> None:
                 if not any(expected in joined for expected in bot.checks[turn]):
                     raise RuntimeError(f"{bot.name}: the reply to {text!r} was {joined!r}")
         bot.expected_counts = counts
+        bot.action_calls = await action_calls(session, bot, sender)
+
+
+# Actions Rasa runs itself; every other action is a call to the action server (a round trip).
+RASA_OWN_ACTIONS = {"action_listen", "action_restart", "action_session_start", "action_default_fallback",
+                    "action_deactivate_loop", "action_revert_fallback_events", "action_default_ask_affirmation",
+                    "action_default_ask_rephrase", "action_back", "action_two_stage_fallback",
+                    "action_unlikely_intent", "action_extract_slots"}
+
+
+async def action_calls(session: aiohttp.ClientSession, bot: Bot, sender: str) -> List[List[str]]:
+    """The calls to the action server in each turn of the calibration conversation (its events)."""
+    async with session.get(f"{bot.rasa_urls[0]}/domain", headers={
+            **rasa_http.headers_for_secret(bot.api_token), "Accept": "application/json"}) as response:
+        domain = await response.json()
+    async with session.get(f"{bot.rasa_urls[0]}/conversations/{sender}/tracker",
+                           headers=rasa_http.headers_for_secret(bot.api_token)) as response:
+        events = (await response.json()).get("events") or []
+    return calls_per_turn(events, domain)
+
+
+def calls_per_turn(events: List[Dict[str, Any]], domain: Dict[str, Any]) -> List[List[str]]:
+    """Which custom actions Rasa asked the action server for, turn by turn. A custom action is one
+    event; a form is not (Rasa runs it), but each time it runs it calls ``validate_<form>`` and,
+    for the slot it asks for next, ``action_ask_<slot>`` when those are custom actions. Custom
+    actions before the first message (the session start) count in the first turn."""
+    actions = set(domain.get("actions") or [])
+    forms = set(domain.get("forms") or {})
+    custom = actions - RASA_OWN_ACTIONS - set(domain.get("responses") or {}) - forms
+    if "action_session_start" in actions:  # ours overrides it (identity slots)
+        custom.add("action_session_start")
+    before_first: List[str] = []
+    turns: List[List[str]] = []
+    form_running: Optional[str] = None
+    for event in events:
+        kind, name = event.get("event"), event.get("name")
+        current = turns[-1] if turns else before_first
+        if kind == "user":
+            turns.append(before_first if not turns else [])
+            form_running = None
+        elif kind == "action" and name in forms:
+            if f"validate_{name}" in actions:
+                current.append(f"validate_{name}")
+            form_running = name
+        elif kind == "action":
+            form_running = None
+            if name in custom:
+                current.append(name)
+        elif kind == "slot" and name == "requested_slot" and form_running and event.get("value"):
+            slot = event["value"]
+            for ask in (f"action_ask_{form_running}_{slot}", f"action_ask_{slot}"):
+                if ask in actions:
+                    current.append(ask)
+                    break
+    return turns
 
 
 async def parse_latency(bot: Bot, rounds: int) -> Dict[str, Any]:
@@ -521,7 +576,11 @@ def measure_bot(bot: Bot, regimes: List[Dict[str, Any]], socketio_share: float, 
     asyncio.run(calibrate(bot))
     result: Dict[str, Any] = {"title": bot.title, "model": bot.model, "cold_start_s": bot.cold_start_s,
                               "replicas": len(bot.rasa_urls), "turns_per_conversation": len(bot.script),
-                              "bot_messages_per_turn": bot.expected_counts}
+                              "bot_messages_per_turn": bot.expected_counts,
+                              "action_calls_per_turn": [len(t) for t in bot.action_calls],
+                              "action_calls_by_turn": bot.action_calls,
+                              "action_calls_per_message": round(
+                                  sum(len(t) for t in bot.action_calls) / max(len(bot.script), 1), 2)}
     result["nlu_parse_http"] = asyncio.run(parse_latency(bot, parse_rounds))
     result["regimes"] = {}
     for regime in regimes:
@@ -690,6 +749,12 @@ def markdown(result: Dict[str, Any]) -> str:
     for name, table in [("ours", result.get("ratios", {}))] + list(result.get("variant_ratios", {}).items()):
         for regime, r in table.items():
             lines.append(f"| {name} | {regime} | {fmt(r['msgs_per_s'])} | {fmt(r['p95'])} | {fmt(r.get('cpu_per_msg'))} |")
+    by_turn = result["bots"].get("ours", {}).get("action_calls_by_turn")
+    if by_turn:
+        lines += ["", "Calls to the action server in each turn of our calibration conversation "
+                  "(what Rasa asked the action server for, read from the conversation's events):", ""]
+        for text, calls in zip(OURS_SCRIPT, by_turn):
+            lines.append(f"- `{text[:60]}`: {', '.join(calls) if calls else 'none'}")
     lines += ["", "## Start, NLU and training", "", "| measure | ours | anchor |", "|---|---|---|"]
     bots = result["bots"]
     o, a = bots.get("ours", {}), bots.get("anchor", {})
@@ -697,6 +762,8 @@ def markdown(result: Dict[str, Any]) -> str:
     lines.append(f"| NLU parse over HTTP p50 / p95, ms | {fmt(o.get('nlu_parse_http', {}).get('p50_ms'))} / "
                  f"{fmt(o.get('nlu_parse_http', {}).get('p95_ms'))} | {fmt(a.get('nlu_parse_http', {}).get('p50_ms'))} / "
                  f"{fmt(a.get('nlu_parse_http', {}).get('p95_ms'))} |")
+    lines.append(f"| calls to the action server per message (calibration conversation) | "
+                 f"{fmt(o.get('action_calls_per_message'))} | {fmt(a.get('action_calls_per_message'))} |")
     t = result.get("training", {})
     lines.append(f"| full training, s | {fmt(t.get('ours_full_s'))} | {fmt(t.get('anchor_init_and_train_s'))} (rasa init) |")
     lines.append(f"| incremental training (one NLU example), s | {fmt(t.get('ours_incremental_s'))} | – |")
