@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -158,15 +159,11 @@ async def socketio_client(_: web.Request) -> web.StreamResponse:
     return web.FileResponse(SOCKETIO_CLIENT, headers={"Content-Type": "application/javascript"})
 
 
-# The widget's own wording (af-chat.js's T): responses in domain/channel.yml.
-WIDGET_TEXTS = {
-    "open": "utter_widget_open", "close": "utter_widget_close", "label": "utter_widget_label",
-    "placeholder": "utter_widget_placeholder", "send": "utter_widget_send", "log": "utter_widget_log",
-    "you": "utter_widget_you", "bot": "utter_widget_bot", "choices": "utter_widget_choices",
-    "connecting": "utter_widget_connecting", "offline": "utter_widget_offline",
-    "notSent": "utter_widget_not_sent", "refused": "utter_widget_refused", "noToken": "utter_widget_no_token",
-    "newWindow": "utter_widget_new_window", "chattingAs": "utter_widget_chatting_as",
-}
+# The widget's own wording (af-chat.js's T): the response utter_widget_<key in snake case> in
+# domain/channel.yml for each key, e.g. notSent -> utter_widget_not_sent.
+WIDGET_KEYS = ("open", "close", "label", "placeholder", "send", "log", "you", "bot", "choices", "connecting",
+               "offline", "notSent", "refused", "noToken", "newWindow", "chattingAs")
+WIDGET_TEXTS = {key: "utter_widget_" + re.sub(r"([A-Z])", r"_\1", key).lower() for key in WIDGET_KEYS}
 WIDGET_FILE = STATIC_DIR / "af-chat.js"
 WIDGET_MARKER = "/*AF_CHAT_TEXTS*/null"
 
