@@ -505,13 +505,6 @@ async def calibrate(bot: Bot) -> None:
         bot.action_calls = await action_calls(session, bot, sender)
 
 
-# Actions Rasa runs itself; every other action is a call to the action server (a round trip).
-RASA_OWN_ACTIONS = {"action_listen", "action_restart", "action_session_start", "action_default_fallback",
-                    "action_deactivate_loop", "action_revert_fallback_events", "action_default_ask_affirmation",
-                    "action_default_ask_rephrase", "action_back", "action_two_stage_fallback",
-                    "action_unlikely_intent", "action_extract_slots"}
-
-
 async def action_calls(session: aiohttp.ClientSession, bot: Bot, sender: str) -> List[List[str]]:
     """The calls to the action server in each turn of the calibration conversation (its events)."""
     async with session.get(f"{bot.rasa_urls[0]}/domain", headers={
@@ -528,11 +521,11 @@ def calls_per_turn(events: List[Dict[str, Any]], domain: Dict[str, Any]) -> List
     event; a form is not (Rasa runs it), but each time it runs it calls ``validate_<form>`` and,
     for the slot it asks for next, ``action_ask_<slot>`` when those are custom actions. Custom
     actions before the first message (the session start) count in the first turn."""
+    # The domain's "actions" are exactly the action server's: Rasa's own actions are listed there
+    # only when the action server overrides them (ours: action_session_start); responses and forms
+    # are listed apart.
     actions = set(domain.get("actions") or [])
     forms = set(domain.get("forms") or {})
-    custom = actions - RASA_OWN_ACTIONS - set(domain.get("responses") or {}) - forms
-    if "action_session_start" in actions:  # ours overrides it (identity slots)
-        custom.add("action_session_start")
     before_first: List[str] = []
     turns: List[List[str]] = []
     form_running: Optional[str] = None
@@ -548,7 +541,7 @@ def calls_per_turn(events: List[Dict[str, Any]], domain: Dict[str, Any]) -> List
             form_running = name
         elif kind == "action":
             form_running = None
-            if name in custom:
+            if name in actions:
                 current.append(name)
         elif kind == "slot" and name == "requested_slot" and form_running and event.get("value"):
             slot = event["value"]
@@ -577,7 +570,6 @@ def measure_bot(bot: Bot, regimes: List[Dict[str, Any]], socketio_share: float, 
     result: Dict[str, Any] = {"title": bot.title, "model": bot.model, "cold_start_s": bot.cold_start_s,
                               "replicas": len(bot.rasa_urls), "turns_per_conversation": len(bot.script),
                               "bot_messages_per_turn": bot.expected_counts,
-                              "action_calls_per_turn": [len(t) for t in bot.action_calls],
                               "action_calls_by_turn": bot.action_calls,
                               "action_calls_per_message": round(
                                   sum(len(t) for t in bot.action_calls) / max(len(bot.script), 1), 2)}
