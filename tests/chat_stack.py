@@ -31,6 +31,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def log_tails(log_dir: Path) -> str:
+    """The end of every server's log in ``log_dir`` (for a failing test's message)."""
+    return "\n".join(f"--- {p.name} ---\n" + p.read_text(encoding="utf-8", errors="replace")[-4000:]
+                     for p in sorted(Path(log_dir).glob("*.log")))
+
+
 @dataclass
 class ChatStack:
     env: Dict[str, str]
@@ -53,10 +59,7 @@ class ChatStack:
         return self.tmp / "logs"
 
     def logs(self) -> str:
-        return "\n".join(
-            f"--- {p.name} ---\n" + p.read_text(encoding="utf-8", errors="replace")[-4000:]
-            for p in sorted(self.log_dir.glob("*.log"))
-        )
+        return log_tails(self.log_dir)
 
 
 def _wait(url: str, proc: subprocess.Popen, stack: ChatStack, deadline: float) -> None:

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from af_core import rasa_http  # noqa: E402
 from af_core.identity import issue_token  # noqa: E402
 from af_core.settings import DEV_IDENTITY_JWT_KEY, load_settings  # noqa: E402
+from tests.chat_stack import log_tails  # noqa: E402
 from tests.production_env import PRODUCTION_ENV  # noqa: E402
 
 # The code's default mode is production, which refuses to load without its secrets. Unless the
@@ -88,8 +89,7 @@ class Stack:
 
     def logs(self) -> str:
         """The end of every server's log (for a failing test's message)."""
-        return "\n".join(f"--- {p.name} ---\n" + p.read_text(encoding="utf-8", errors="replace")[-4000:]
-                         for p in sorted(self.log_dir.glob("*.log")))
+        return log_tails(self.log_dir)
 
     @property
     def settings(self):
