@@ -2,23 +2,20 @@
 
 Every response with the menu in the domain refers to those buttons (``*main_menu``). The
 action server reads them from the domain Rasa sends with every call (``main_menu(domain)``);
-the web server, which gets no domain from Rasa, reads domain/basics.yml itself
-(``MAIN_MENU``, ``MENU_WITHOUT_PERSON``). Kept free of rasa_sdk imports so the web process
-can use it.
+the web server, which gets no domain from Rasa, reads it from domain/ through
+``af_core.domain_texts`` (``MAIN_MENU``, ``MENU_WITHOUT_PERSON``). Kept free of rasa_sdk imports
+so the web process can use it.
 """
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-import yaml
+from af_core import domain_texts
 
 log = logging.getLogger(__name__)
 
 MENU_RESPONSE = "utter_main_menu"
-MENU_FILE = Path(__file__).resolve().parent.parent / "domain" / "basics.yml"
 PERSON_PAYLOAD = "/human_handoff"
 
 
@@ -34,25 +31,19 @@ def _buttons(domain: Mapping[str, Any], source: str) -> List[Dict[str, str]]:
     return [{"title": str(b["title"]), "payload": str(b["payload"])} for b in buttons]
 
 
-@lru_cache(maxsize=4)
-def _from_file(path: str, mtime: float) -> tuple:
-    """The file's menu, read again when the file changes (``mtime``)."""
-    with open(path, encoding="utf-8") as handle:
-        data = yaml.safe_load(handle) or {}
-    return tuple(tuple(button.items()) for button in _buttons(data, path))
-
-
 def _file_menu() -> List[Dict[str, str]]:
-    if not MENU_FILE.is_file():
+    responses = domain_texts.responses()  # domain/*.yml, read again when a file changes
+    if not responses:
         # An image without domain/ (the web server's): the hand-back message comes without the
         # menu's buttons rather than the web server not starting. The image should carry domain/.
-        log.warning("Hovedmenuen læses fra %s, som ikke findes her: beskeder fra webserveren får ingen menu", MENU_FILE)
+        log.warning("Hovedmenuen læses fra %s, som ikke findes her: beskeder fra webserveren får ingen menu",
+                    domain_texts.DOMAIN_DIR)
         return []
-    return [dict(items) for items in _from_file(str(MENU_FILE), MENU_FILE.stat().st_mtime)]
+    return _buttons({"responses": responses}, str(domain_texts.DOMAIN_DIR))
 
 
 def main_menu(domain: Optional[Mapping[str, Any]] = None) -> List[Dict[str, str]]:
-    """The main menu's buttons: from ``domain`` when it has them, else from domain/basics.yml."""
+    """The main menu's buttons: from ``domain`` when it has them, else from the files in domain/."""
     if domain and MENU_RESPONSE in (domain.get("responses") or {}):
         return _buttons(domain, "domænet")
     return _file_menu()

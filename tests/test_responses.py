@@ -453,7 +453,7 @@ def test_rasa_itself_fills_the_responses_as_the_tests_read_them():
 
 
 def test_the_main_menu_is_read_from_its_one_definition(tmp_path, monkeypatch):
-    from af_core import menu
+    from af_core import domain_texts, menu
 
     buttons = DOMAIN["responses"]["utter_main_menu"][0]["buttons"]
     assert menu.main_menu(DOMAIN) == buttons == menu.main_menu()  # the domain Rasa sends, or the file
@@ -466,10 +466,10 @@ def test_the_main_menu_is_read_from_its_one_definition(tmp_path, monkeypatch):
     folder.mkdir()
     text = (ROOT / "domain" / "basics.yml").read_text(encoding="utf-8")
     (folder / "basics.yml").write_text(text.replace('"Find en blanket"', '"Find blanketten"', 1), encoding="utf-8")
-    monkeypatch.setattr(menu, "MENU_FILE", folder / "basics.yml")
+    monkeypatch.setattr(domain_texts, "DOMAIN_DIR", folder)
     assert menu.main_menu()[0]["title"] == "Find blanketten"
     edited = load_domain(folder)
     assert all(v["buttons"][0]["title"] == "Find blanketten" for v in edited["responses"]["utter_greet"])
     # an image without domain/: no menu buttons, but no crash
-    monkeypatch.setattr(menu, "MENU_FILE", tmp_path / "missing.yml")
+    monkeypatch.setattr(domain_texts, "DOMAIN_DIR", tmp_path / "missing")
     assert menu.main_menu() == []
