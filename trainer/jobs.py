@@ -123,7 +123,7 @@ def start(project: Project, user: str, name: str) -> Dict[str, Any]:
     if not can_train(project):
         raise TrainerError("Der kan ikke trænes en model her: serveren har ikke Rasa. Brug træner-værktøjet i "
                            "træner-tjenesten (se docs/deployment.md, \"Træner-værktøjet\"), eller bed en udvikler "
-                           "sætte AF_TRAINER_PYTHON til en Python med Rasa.")
+                           "om at sætte AF_TRAINER_PYTHON til en Python med Rasa.")
     with write_lock(project.root):
         current = status(project)
         if current["state"] == "running":

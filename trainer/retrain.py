@@ -166,7 +166,7 @@ def compare(candidate: Dict[str, Any], serving_eval: Optional[Dict[str, Any]]) -
             f"{new_right} og den gamle på {old_right}: {gains} blev rigtige, {losses} blev forkerte."
         )
         if (gains or losses) and not (paired_worse or paired_better):
-            lines.append("Så få beskeder, der skifter, sker også mellem to træninger af næsten de samme data.")
+            lines.append("Så få ændringer sker også, når man træner to gange på næsten de samme data.")
     worse_intents = [
         name for name, row in cand["per_intent"].items()
         if name in old["per_intent"] and old["per_intent"][name]["f1"] - row["f1"] > INTENT_DROP

@@ -1,7 +1,6 @@
 """``python -m web``: serve the leader's page (and the supporter console)."""
 from __future__ import annotations
 
-
 from aiohttp import web
 
 from af_core.logsetup import configure_logging
